@@ -1,0 +1,94 @@
+"""One place for configuration: `Settings`, read from `FEEDBACK_AI_*` environment variables.
+
+Tests build `Settings(...)` explicitly; the CLI passes its options through the same class.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Mode(StrEnum):
+    embedded = "embedded"  # one process: in-process queue, embedded Qdrant engine, SQLite
+    distributed = "distributed"  # Celery over Redis, Qdrant server, PostgreSQL
+
+
+class StoreBackend(StrEnum):
+    edge = "edge"  # qdrant-edge-py: Qdrant's engine embedded in-process, on local disk
+    qdrant = "qdrant"  # qdrant-client: a Qdrant server (or ":memory:" / a path for local mode)
+
+
+class EmbedBackend(StrEnum):
+    auto = "auto"  # the fast path when its registry record passed the quality gate, else torch
+    torch = "torch"  # plain sentence-transformers encode
+    onnx = "onnx"  # ONNX Runtime fp32, exported locally from the packaged weights
+    onnx_int8 = "onnx-int8"  # ONNX Runtime with dynamic int8 quantisation
+
+
+class Settings(BaseSettings):
+    """Every knob of feedback_ai. Environment: `FEEDBACK_AI_<NAME>` (e.g. `FEEDBACK_AI_DATA_DIR`)."""
+
+    model_config = SettingsConfigDict(env_prefix="FEEDBACK_AI_", env_file=None, extra="ignore")
+
+    mode: Mode = Mode.embedded
+    data_dir: Path = Path("var")
+
+    # --- serving
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    auth: bool = True  # False only when explicitly asked; the server warns loudly at start
+    bootstrap_key: str | None = None  # if set, the `default` workspace's admin key (else generated)
+
+    # --- records (system of record: workspaces, keys, items, jobs)
+    database_url: str | None = None  # default: sqlite file under data_dir
+
+    # --- vectors
+    store_backend: StoreBackend = StoreBackend.edge
+    qdrant_url: str | None = None  # e.g. http://qdrant:6333 ; ":memory:" for tests
+    qdrant_api_key: str | None = None
+    collection: str = "feedback_mentions"
+
+    # --- embedding
+    embed_model: str = "all-MiniLM-L6-v2"  # packaged model name (see feedback_ai.embed.registry)
+    embed_backend: EmbedBackend = EmbedBackend.auto
+    embed_batch_size: int = Field(64, ge=1, le=4096)
+    models_dir: Path = Path("models")
+
+    # --- nlp
+    redact_pii: bool = True
+    redact_person_names: bool = True  # needs a trained spaCy pipeline; skipped (with a log line) if absent
+    keep_original_text: bool = False
+    spacy_model: str = "en_core_web_sm"
+    mention_min_chars: int = Field(280, ge=0)  # shorter feedback stays one mention
+
+    # --- limits (documented in the README)
+    max_text_chars: int = Field(20_000, ge=1)
+    max_batch_items: int = Field(1_000, ge=1)
+    max_metadata_bytes: int = Field(8_192, ge=2)
+    max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1)
+    max_search_k: int = Field(100, ge=1)
+
+    # --- queue
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    task_batch_size: int = Field(256, ge=1)  # items per Celery task message
+    task_max_retries: int = Field(5, ge=0)
+    broker_visibility_timeout_s: int = Field(3600, ge=1)  # unacked message redelivery (Redis)
+    embedded_workers: int = Field(1, ge=1)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'feedback_ai.sqlite3').resolve()}"
+
+    @property
+    def vectors_dir(self) -> Path:
+        return self.data_dir / "vectors"

@@ -1,0 +1,39 @@
+"""The embedder contract: one abstract batch method; batching lives here."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+
+class Embedder(abc.ABC):
+    """Turns texts into L2-normalised float32 vectors. Queries and documents share one path."""
+
+    name: str
+    dim: int
+
+    def __init__(self, batch_size: int = 64) -> None:
+        self.batch_size = batch_size
+
+    @abc.abstractmethod
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        """Embed one batch; returns (len(texts), dim) float32, rows L2-normalised."""
+
+    def embed(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """Embed any number of texts in batches of `batch_size`; `progress(n)` after each batch."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), self.batch_size):
+            batch = list(texts[start : start + self.batch_size])
+            out[start : start + len(batch)] = self.embed_batch(batch)
+            if progress is not None:
+                progress(len(batch))
+        return out
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_batch([text])[0]
