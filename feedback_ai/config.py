@@ -32,7 +32,7 @@ class EmbedBackend(StrEnum):
 
 
 class Settings(BaseSettings):
-    """Every knob of feedback_ai. Environment: `FEEDBACK_AI_<NAME>` (e.g. `FEEDBACK_AI_DATA_DIR`)."""
+    """Every knob of feedback_ai; environment `FEEDBACK_AI_<NAME>`, e.g. `FEEDBACK_AI_DATA_DIR`."""
 
     model_config = SettingsConfigDict(env_prefix="FEEDBACK_AI_", env_file=None, extra="ignore")
 
@@ -62,7 +62,9 @@ class Settings(BaseSettings):
 
     # --- nlp
     redact_pii: bool = True
-    redact_person_names: bool = True  # needs a trained spaCy pipeline; skipped (with a log line) if absent
+    redact_person_names: bool = (
+        True  # needs a trained spaCy pipeline; skipped (with a log line) if absent
+    )
     keep_original_text: bool = False
     spacy_model: str = "en_core_web_sm"
     mention_min_chars: int = Field(280, ge=0)  # shorter feedback stays one mention

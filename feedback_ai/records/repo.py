@@ -1,0 +1,336 @@
+"""Repository over the system of record. All SQL of the project lives in `feedback_ai/records/`."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from feedback_ai import ids
+from feedback_ai.errors import NotFound
+from feedback_ai.records.models import ApiKey, Base, Item, Job, JobItem, Workspace, utcnow
+from feedback_ai.schemas import FeedbackIn, ItemError
+
+SCOPES = ("ingest", "read", "admin")
+KEY_PREFIX = "fai_"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    workspace: str
+    scopes: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ProcessedItem:
+    """What a worker reports back for one item."""
+
+    item_id: str
+    text: str  # redacted
+    mention_count: int
+    pii: dict[str, int]
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(conn: Any, _record: Any) -> None:  # concurrent readers while a worker writes
+            cur = conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10)
+
+
+class Records:
+    def __init__(self, url: str) -> None:
+        self.engine = _make_engine(url)
+        Base.metadata.create_all(self.engine)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self._session()
+
+    def ready(self) -> bool:
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return True
+
+    # --- workspaces and keys
+    def ensure_workspace(self, workspace: str) -> None:
+        with self.session() as s, s.begin():
+            if s.get(Workspace, workspace) is None:
+                s.add(Workspace(id=workspace))
+
+    def create_key(
+        self, workspace: str, scopes: Iterable[str] = SCOPES, name: str | None = None
+    ) -> str:
+        scopes = sorted(set(scopes))
+        unknown = set(scopes) - set(SCOPES)
+        if unknown:
+            raise ValueError(f"unknown scopes {sorted(unknown)}; known: {list(SCOPES)}")
+        self.ensure_workspace(workspace)
+        key = KEY_PREFIX + secrets.token_urlsafe(24)
+        self.add_key(workspace, key, scopes, name)
+        return key
+
+    def add_key(self, workspace: str, key: str, scopes: Iterable[str], name: str | None) -> None:
+        with self.session() as s, s.begin():
+            if s.get(ApiKey, hash_key(key)) is None:
+                s.add(
+                    ApiKey(
+                        key_hash=hash_key(key),
+                        prefix=key[:8],
+                        workspace_id=workspace,
+                        scopes=",".join(sorted(scopes)),
+                        name=name,
+                    )
+                )
+
+    def count_keys(self, workspace: str) -> int:
+        with self.session() as s:
+            q = select(func.count()).select_from(ApiKey).where(ApiKey.workspace_id == workspace)
+            return int(s.scalar(q) or 0)
+
+    def authenticate(self, key: str) -> Principal | None:
+        with self.session() as s:
+            row = s.get(ApiKey, hash_key(key))
+            if row is None:
+                return None
+            return Principal(row.workspace_id, frozenset(row.scopes.split(",")))
+
+    # --- ingest
+    def accept(
+        self,
+        workspace: str,
+        items: Sequence[FeedbackIn],
+        rejected: Sequence[ItemError],
+        kind: str = "ingest",
+        keep_original: bool = False,
+        job_id: str | None = None,
+    ) -> tuple[str, list[str]]:
+        """Write accepted items (pending) and their job in one transaction; return ids.
+
+        With `job_id`, the items join that job (a streamed import accepts chunk by chunk)."""
+        job_id = job_id or str(uuid.uuid4())
+        now = datetime.now(UTC)
+        item_ids = [ids.item_id(workspace, i.source, i.external_id, i.text) for i in items]
+        with self.session() as s, s.begin():
+            self._add_to_job(s, job_id, workspace, kind, len(items), rejected)
+            existing = self._existing(s, item_ids)
+            for item_id, item in zip(item_ids, items, strict=True):
+                fields = _item_fields(item, now, keep_original)
+                if item_id in existing:
+                    s.execute(update(Item).where(Item.id == item_id).values(**fields))
+                else:
+                    s.add(Item(id=item_id, workspace_id=workspace, **fields))
+            known = set(
+                s.scalars(
+                    select(JobItem.item_id).where(
+                        JobItem.job_id == job_id, JobItem.item_id.in_(item_ids)
+                    )
+                )
+            )
+            fresh = [i for i in dict.fromkeys(item_ids) if i not in known]
+            s.add_all(JobItem(job_id=job_id, item_id=i) for i in fresh)
+            s.execute(
+                update(JobItem)
+                .where(JobItem.job_id == job_id, JobItem.item_id.in_(list(known)))
+                .values(status="pending", error=None)
+            )
+        return job_id, list(dict.fromkeys(item_ids))
+
+    @staticmethod
+    def _add_to_job(
+        s: Session,
+        job_id: str,
+        workspace: str,
+        kind: str,
+        accepted: int,
+        rejected: Sequence[ItemError],
+    ) -> None:
+        job = s.get(Job, job_id)
+        errors = [e.model_dump() for e in rejected]
+        if job is None:
+            s.add(
+                Job(
+                    id=job_id, workspace_id=workspace, kind=kind, accepted=accepted, rejected=errors
+                )
+            )
+        else:
+            job.accepted += accepted
+            job.rejected = [*job.rejected, *errors]
+
+    def add_rejections(
+        self, job_id: str, workspace: str, kind: str, rejected: Sequence[ItemError]
+    ) -> None:
+        with self.session() as s, s.begin():
+            self._add_to_job(s, job_id, workspace, kind, 0, rejected)
+
+    @staticmethod
+    def _existing(s: Session, item_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(item_ids), 500):
+            chunk = item_ids[start : start + 500]
+            found.update(s.scalars(select(Item.id).where(Item.id.in_(chunk))))
+        return found
+
+    def items_to_process(self, job_id: str, item_ids: Sequence[str]) -> list[Item]:
+        """Re-fetch a task's items; items already processed for this job are skipped (replay)."""
+        with self.session() as s:
+            q = (
+                select(Item)
+                .join(JobItem, JobItem.item_id == Item.id)
+                .where(JobItem.job_id == job_id, JobItem.item_id.in_(item_ids))
+                .where(JobItem.status == "pending")
+            )
+            items = list(s.scalars(q))
+            s.execute(
+                update(JobItem)
+                .where(JobItem.job_id == job_id, JobItem.item_id.in_(item_ids))
+                .values(attempts=JobItem.attempts + 1)
+            )
+            s.commit()
+            return items
+
+    def mark_stored(self, job_id: str, done: Sequence[ProcessedItem], keep_raw: bool) -> None:
+        with self.session() as s, s.begin():
+            for p in done:
+                values: dict[str, Any] = {
+                    "status": "stored",
+                    "error": None,
+                    "mention_count": p.mention_count,
+                    "pii": p.pii,
+                }
+                if not keep_raw:
+                    values["text"] = p.text
+                s.execute(update(Item).where(Item.id == p.item_id).values(**values))
+            s.execute(
+                update(JobItem)
+                .where(JobItem.job_id == job_id, JobItem.item_id.in_([p.item_id for p in done]))
+                .values(status="stored", error=None)
+            )
+
+    def mark_failed(self, job_id: str, failures: dict[str, str]) -> None:
+        with self.session() as s, s.begin():
+            for item_id, reason in failures.items():
+                s.execute(
+                    update(Item).where(Item.id == item_id).values(status="failed", error=reason)
+                )
+                s.execute(
+                    update(JobItem)
+                    .where(JobItem.job_id == job_id, JobItem.item_id == item_id)
+                    .values(status="failed", error=reason)
+                )
+
+    def fail_pending(self, job_id: str, item_ids: Sequence[str], reason: str) -> None:
+        """Give up on the items of a batch that are still pending (retries exhausted)."""
+        with self.session() as s:
+            still = list(
+                s.scalars(
+                    select(JobItem.item_id).where(
+                        JobItem.job_id == job_id,
+                        JobItem.item_id.in_(item_ids),
+                        JobItem.status == "pending",
+                    )
+                )
+            )
+        self.mark_failed(job_id, dict.fromkeys(still, reason))
+
+    def pending_batches(
+        self, batch_size: int, older_than: datetime | None = None
+    ) -> list[tuple[str, list[str]]]:
+        """Every (job, item ids) still pending: what a restart or a sweep must re-dispatch."""
+        q = select(JobItem.job_id, JobItem.item_id).where(JobItem.status == "pending")
+        if older_than is not None:
+            q = q.where(JobItem.updated_at < older_than)
+        with self.session() as s:
+            rows = s.execute(q.order_by(JobItem.job_id)).all()
+        by_job: dict[str, list[str]] = {}
+        for job_id, item_id in rows:
+            by_job.setdefault(job_id, []).append(item_id)
+        return [
+            (job_id, ids_[i : i + batch_size])
+            for job_id, ids_ in by_job.items()
+            for i in range(0, len(ids_), batch_size)
+        ]
+
+    # --- reads
+    def job(self, workspace: str, job_id: str) -> tuple[Job, dict[str, int], list[dict[str, Any]]]:
+        with self.session() as s:
+            job = s.get(Job, job_id)
+            if job is None or job.workspace_id != workspace:
+                raise NotFound(f"job {job_id} not found", {"job_id": job_id})
+            rows = s.execute(
+                select(JobItem.status, func.count())
+                .where(JobItem.job_id == job_id)
+                .group_by(JobItem.status)
+            ).all()
+            counts = {status: int(n) for status, n in rows}
+            failed = [
+                {"id": item_id, "reason": error}
+                for item_id, error in s.execute(
+                    select(JobItem.item_id, JobItem.error)
+                    .where(JobItem.job_id == job_id, JobItem.status == "failed")
+                    .limit(1000)
+                )
+            ]
+            return job, counts, failed
+
+    def get_item(self, workspace: str, item_id: str) -> Item:
+        with self.session() as s:
+            item = s.get(Item, item_id)
+            if item is None or item.workspace_id != workspace:
+                raise NotFound(f"feedback {item_id} not found", {"id": item_id})
+            return item
+
+    def delete_item(self, workspace: str, item_id: str) -> None:
+        with self.session() as s, s.begin():
+            item = s.get(Item, item_id)
+            if item is None or item.workspace_id != workspace:
+                raise NotFound(f"feedback {item_id} not found", {"id": item_id})
+            s.delete(item)  # job_items stay: a job's history keeps its counts
+
+    def count_items(self, workspace: str, status: str | None = None) -> int:
+        with self.session() as s:
+            q = select(func.count()).select_from(Item).where(Item.workspace_id == workspace)
+            if status:
+                q = q.where(Item.status == status)
+            return int(s.scalar(q) or 0)
+
+
+def _item_fields(item: FeedbackIn, now: datetime, keep_original: bool) -> dict[str, Any]:
+    return {
+        "source": item.source,
+        "external_id": item.external_id,
+        "text": item.text,
+        "text_original": item.text if keep_original else None,
+        "created_at": item.created_at or now,
+        "account_id": item.account_id,
+        "segment": item.segment,
+        "revenue": item.revenue,
+        "rating": item.rating,
+        "rating_scale": item.rating_scale,
+        "language": item.language,
+        "meta": item.metadata,
+        "status": "pending",
+        "error": None,
+        "updated_at": utcnow(),
+    }

@@ -1,0 +1,339 @@
+"""The pipeline as one service: accept → (nlp → embed → store) → search, read, delete.
+
+`FeedbackService` is built once per process (see `feedback_ai.factory`) with its stages injected.
+`process()` is the body of the ingest task: the Celery worker and the embedded in-process queue
+both call it, so both modes run the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from feedback_ai import ids
+from feedback_ai.config import Settings
+from feedback_ai.embed._base import Embedder
+from feedback_ai.errors import InvalidInput
+from feedback_ai.importers import Row
+from feedback_ai.nlp._base import ProcessedText, TextProcessor
+from feedback_ai.records import ProcessedItem, Records
+from feedback_ai.records.models import Item
+from feedback_ai.schemas import (
+    FeedbackIn,
+    FeedbackOut,
+    Filters,
+    ItemError,
+    JobStatus,
+    MentionHit,
+    SearchHit,
+    SearchRequest,
+    SearchResult,
+    validate_items,
+)
+from feedback_ai.store._base import MentionPoint, ScoredMention, SearchFilter, VectorStore
+
+log = logging.getLogger(__name__)
+
+Dispatch = Callable[[str, list[str]], None]  # (job_id, item_ids) -> enqueue
+
+
+@dataclass(frozen=True)
+class Submission:
+    job_id: str | None  # None when nothing was valid
+    accepted: int
+    rejected: list[ItemError]
+
+
+def _chunks(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
+    part: list[Row] = []
+    for row in rows:
+        part.append(row)
+        if len(part) >= size:
+            yield part
+            part = []
+    if part:
+        yield part
+
+
+def as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class FeedbackService:
+    def __init__(
+        self,
+        settings: Settings,
+        records: Records,
+        store: VectorStore,
+        embedder: Embedder,
+        nlp: TextProcessor,
+    ) -> None:
+        self.settings = settings
+        self.records = records
+        self.store = store
+        self.embedder = embedder
+        self.nlp = nlp
+
+    # --- ingest (API side): validate, persist, plan batches
+    def submit(self, workspace: str, raw_items: list[Any], dispatch: Dispatch) -> Submission:
+        """Validate a JSON batch item by item, persist the valid ones, send them to the queue."""
+        valid, rejected = validate_items(enumerate(raw_items), self.settings)
+        items = [item for _, item in valid]
+        if not items:
+            return Submission(None, 0, rejected)
+        job_id = self._accept(workspace, items, rejected, "ingest", None, dispatch)
+        return Submission(job_id, len(items), rejected)
+
+    def submit_rows(
+        self, workspace: str, rows: Iterable[Row], dispatch: Dispatch, chunk: int = 1000
+    ) -> Submission:
+        """A streamed upload: accept chunk by chunk into one job; errors are by row number."""
+        job_id: str | None = None
+        accepted, rejected_all = 0, []
+        seen: dict[tuple[str, str], int] = {}
+        for part in _chunks(rows, chunk):
+            rejected = [ItemError(index=n, reason=err) for n, rec, err in part if rec is None]
+            good = [(n, rec) for n, rec, _ in part if rec is not None]
+            valid, invalid = validate_items(good, self.settings, seen)
+            rejected = sorted([*rejected, *invalid], key=lambda e: e.index)
+            rejected_all.extend(rejected)
+            items = [item for _, item in valid]
+            if items:
+                job_id = self._accept(workspace, items, rejected, "import", job_id, dispatch)
+                accepted += len(items)
+            elif job_id is not None:
+                self.records.add_rejections(job_id, workspace, "import", rejected)
+        return Submission(job_id, accepted, rejected_all)
+
+    def _accept(
+        self,
+        workspace: str,
+        items: Sequence[FeedbackIn],
+        rejected: list[ItemError],
+        kind: str,
+        job_id: str | None,
+        dispatch: Dispatch,
+    ) -> str:
+        job_id, item_ids = self.records.accept(
+            workspace, items, rejected, kind, self.settings.keep_original_text, job_id
+        )
+        size = self.settings.task_batch_size
+        for start in range(0, len(item_ids), size):
+            dispatch(job_id, item_ids[start : start + size])
+        return job_id
+
+    # --- ingest (worker side): the task body
+    def process(self, job_id: str, item_ids: Sequence[str]) -> dict[str, int]:
+        """Redact, split, embed and store a batch. Safe to repeat: ids are deterministic and
+        items already done for this job are skipped. Raises on transient failures (retry)."""
+        items = self.records.items_to_process(job_id, item_ids)
+        if not items:
+            return {"stored": 0, "failed": 0}
+        processed, failures = self._nlp(items)
+        ok = [(item, p) for item, p in zip(items, processed, strict=True) if p is not None]
+        texts = [m for _, p in ok for m in p.mentions]
+        vectors = self.embedder.embed(texts)
+        points, cursor = [], 0
+        for item, p in ok:
+            points.extend(self._points(item, p, vectors[cursor : cursor + len(p.mentions)]))
+            cursor += len(p.mentions)
+        self._replace_mentions([item for item, _ in ok], points)
+        done = [ProcessedItem(i.id, p.text, len(p.mentions), p.pii) for i, p in ok]
+        self.records.mark_stored(job_id, done, keep_raw=not self.settings.redact_pii)
+        if failures:
+            self.records.mark_failed(job_id, failures)
+        return {"stored": len(done), "failed": len(failures)}
+
+    def _nlp(self, items: list[Item]) -> tuple[list[ProcessedText | None], dict[str, str]]:
+        try:
+            return list(self.nlp.process([i.text for i in items])), {}
+        except Exception:  # isolate the item that breaks the batch; fail only that one
+            log.exception("nlp failed on a batch of %d; retrying item by item", len(items))
+        out: list[ProcessedText | None] = []
+        failures: dict[str, str] = {}
+        for item in items:
+            try:
+                out.append(self.nlp.process([item.text])[0])
+            except Exception as exc:
+                out.append(None)
+                failures[item.id] = f"text processing failed: {type(exc).__name__}: {exc}"
+        return out, failures
+
+    def _points(self, item: Item, p: ProcessedText, vectors: np.ndarray) -> list[MentionPoint]:
+        return [
+            MentionPoint(
+                id=ids.mention_id(item.id, index),
+                vector=vectors[index],
+                workspace=item.workspace_id,
+                item_id=item.id,
+                mention_index=index,
+                text=text,
+                source=item.source,
+                created_at=as_utc(item.created_at),
+                account_id=item.account_id,
+                segment=item.segment,
+                rating=item.rating,
+                rating_scale=item.rating_scale,
+                metadata=item.meta or {},
+            )
+            for index, text in enumerate(p.mentions)
+        ]
+
+    def _replace_mentions(self, items: list[Item], points: list[MentionPoint]) -> None:
+        """Drop an updated item's old mentions (their number may change), then upsert."""
+        by_ws: dict[str, list[str]] = {}
+        for item in items:
+            if item.mention_count:  # was stored before: this is an update
+                by_ws.setdefault(item.workspace_id, []).append(item.id)
+        for workspace, item_ids in by_ws.items():
+            self.store.delete_items(workspace, item_ids)
+        if points:
+            self.store.upsert(points)
+
+    # --- search
+    def search(self, workspace: str, req: SearchRequest) -> SearchResult:
+        if req.k > self.settings.max_search_k:
+            raise InvalidInput(
+                f"k is {req.k}; the maximum is {self.settings.max_search_k}", {"field": "k"}
+            )
+        vector = self.embedder.embed_query(req.query)
+        limit = min(req.k * 5, 500)  # over-fetch mentions so k distinct items survive grouping
+        found = self.store.search(
+            workspace, vector, limit, to_store_filter(req.filters), req.collapse_duplicates
+        )
+        groups = group_by_item(found)
+        if req.collapse_duplicates:
+            hits = collapse(groups, req.collapse_threshold)
+        else:
+            hits = [_hit(g) for g in groups]
+        return SearchResult(query=req.query, hits=hits[: req.k])
+
+    # --- reads and deletes
+    def get(self, workspace: str, item_id: str) -> FeedbackOut:
+        item = self.records.get_item(workspace, item_id)
+        mentions = [
+            MentionHit(index=m.mention_index, text=m.text, score=1.0)
+            for m in self.store.mentions_of(workspace, item_id)
+        ]
+        return FeedbackOut(
+            id=item.id,
+            text=item.text,
+            source=item.source,
+            external_id=item.external_id,
+            created_at=as_utc(item.created_at),
+            account_id=item.account_id,
+            segment=item.segment,
+            revenue=item.revenue,
+            rating=item.rating,
+            rating_scale=item.rating_scale,
+            language=item.language,
+            metadata=item.meta or {},
+            status=item.status,
+            error=item.error,
+            mention_count=item.mention_count,
+            mentions=mentions,
+            pii_redacted=item.pii or {},
+        )
+
+    def delete(self, workspace: str, item_id: str) -> None:
+        self.records.get_item(workspace, item_id)  # 404 before touching the store
+        self.store.delete_items(workspace, [item_id])
+        self.records.delete_item(workspace, item_id)
+
+    def job_status(self, workspace: str, job_id: str) -> JobStatus:
+        job, counts, failed = self.records.job(workspace, job_id)
+        pending = counts.get("pending", 0)
+        stored, n_failed = counts.get("stored", 0), counts.get("failed", 0)
+        if pending and not (stored or n_failed):
+            status = "queued"
+        elif pending:
+            status = "running"
+        elif stored == 0 and n_failed:
+            status = "failed"
+        else:
+            status = "succeeded"
+        return JobStatus(
+            job_id=job.id,
+            status=status,
+            kind=job.kind,
+            created_at=as_utc(job.created_at),
+            counts={
+                "accepted": job.accepted,
+                "rejected": len(job.rejected),
+                "pending": pending,
+                "stored": stored,
+                "failed": n_failed,
+            },
+            rejected=[ItemError(**e) for e in job.rejected],
+            failed=failed,
+        )
+
+    def close(self) -> None:
+        self.store.flush()
+        self.store.close()
+        self.records.engine.dispose()
+
+
+def to_store_filter(f: Filters | None) -> SearchFilter | None:
+    if f is None:
+        return None
+
+    def listify(v: list[str] | str | None) -> list[str] | None:
+        return [v] if isinstance(v, str) else v
+
+    return SearchFilter(
+        source=listify(f.source),
+        account_id=listify(f.account_id),
+        segment=listify(f.segment),
+        created_from=f.created_from,
+        created_to=f.created_to,
+        rating_min=f.rating_min,
+        rating_max=f.rating_max,
+        metadata=f.metadata,
+    )
+
+
+def group_by_item(found: list[ScoredMention]) -> list[list[ScoredMention]]:
+    """Group mention hits by their item, keeping best-first order of each item's best mention."""
+    groups: dict[str, list[ScoredMention]] = {}
+    for m in found:
+        groups.setdefault(m.item_id, []).append(m)
+    return list(groups.values())
+
+
+def collapse(groups: list[list[ScoredMention]], threshold: float) -> list[SearchHit]:
+    """Greedy: a hit whose best mention is within `threshold` cosine of a kept hit folds into it."""
+    kept: list[tuple[SearchHit, np.ndarray]] = []
+    for group in groups:
+        best = group[0]
+        vec = best.vector
+        for hit, kept_vec in kept:
+            if vec is not None and float(np.dot(vec, kept_vec)) >= threshold:
+                hit.duplicate_count += 1
+                hit.duplicate_ids.append(best.item_id)
+                break
+        else:
+            kept.append((_hit(group), vec if vec is not None else np.zeros(1)))
+    return [hit for hit, _ in kept]
+
+
+def _hit(group: list[ScoredMention]) -> SearchHit:
+    best, p = group[0], group[0].payload
+    return SearchHit(
+        id=best.item_id,
+        score=best.score,
+        text=best.text,
+        source=p["source"],
+        created_at=datetime.fromtimestamp(p["created_at"], UTC),
+        account_id=p.get("account_id"),
+        segment=p.get("segment"),
+        rating=p.get("rating"),
+        rating_scale=p.get("rating_scale"),
+        metadata=p.get("metadata") or {},
+        mentions=[MentionHit(index=m.mention_index, text=m.text, score=m.score) for m in group],
+    )

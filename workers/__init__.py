@@ -1,0 +1,1 @@
+"""Celery workers: the same `feedback_ai` task bodies, run asynchronously."""

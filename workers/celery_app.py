@@ -1,0 +1,30 @@
+"""The one Celery app, configured from `Settings` (broker: Redis)."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from feedback_ai.config import Settings
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or Settings()
+    app = Celery("feedback_ai", broker=settings.broker_url, include=["workers.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,  # job state lives in the records database, not in results
+        task_acks_late=True,  # ack after the body ran: a killed worker's message is redelivered
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s},
+        task_default_queue="feedback_ai",
+        beat_schedule={
+            "requeue-stale-pending": {"task": "feedback_ai.requeue_pending", "schedule": 600.0},
+        },
+    )
+    return app
+
+
+celery_app = make_celery()

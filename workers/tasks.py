@@ -1,0 +1,70 @@
+"""Celery tasks: thin, idempotent, retried with exponential backoff.
+
+Each task takes ids, re-fetches what it needs and calls one `FeedbackService` method. The worker
+process builds its service once, on first use; the embedded server installs its own with
+`set_service` so the same task bodies run in its process.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from datetime import UTC, datetime, timedelta
+
+from feedback_ai.config import Settings
+from feedback_ai.service import FeedbackService
+from workers.celery_app import celery_app
+
+log = logging.getLogger(__name__)
+_service: FeedbackService | None = None
+
+
+def set_service(service: FeedbackService | None) -> None:
+    global _service
+    _service = service
+
+
+def get_service() -> FeedbackService:
+    global _service
+    if _service is None:
+        from feedback_ai.factory import build_service
+
+        _service = build_service(Settings())
+    return _service
+
+
+def backoff(retries: int, base: float = 2.0, cap: float = 300.0) -> float:
+    """Exponential backoff with full jitter: up to base * 2**retries seconds, capped."""
+    return random.uniform(0, min(cap, base * 2**retries))
+
+
+@celery_app.task(bind=True, name="feedback_ai.ingest_batch", acks_late=True, max_retries=5)
+def ingest_batch(self, job_id: str, item_ids: list[str]) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    service = get_service()
+    try:
+        return service.process(job_id, item_ids)
+    except Exception as exc:
+        retries = self.request.retries
+        if retries >= service.settings.task_max_retries:
+            reason = f"gave up after {retries} retries: {type(exc).__name__}: {exc}"
+            service.records.fail_pending(job_id, item_ids, reason)
+            log.error("job %s: %s", job_id, reason)
+            return {"stored": 0, "failed": len(item_ids)}
+        countdown = backoff(retries)
+        log.warning("job %s: retry %d in %.1fs after %r", job_id, retries + 1, countdown, exc)
+        if self.request.is_eager:  # in-process queue: apply() re-runs at once, so wait here
+            time.sleep(countdown)
+        raise self.retry(exc=exc, countdown=countdown) from exc
+
+
+@celery_app.task(name="feedback_ai.requeue_pending")
+def requeue_pending(older_than_s: float = 900.0) -> int:
+    """Safety net (Celery beat): re-send batches pending for long, e.g. after the broker lost
+    its queue. Replays are harmless: processing is idempotent."""
+    service = get_service()
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+    batches = service.records.pending_batches(service.settings.task_batch_size, cutoff)
+    for job_id, ids in batches:
+        ingest_batch.apply_async(args=(job_id, ids))
+    return len(batches)
