@@ -13,7 +13,9 @@ from starlette.exceptions import HTTPException
 from feedback_ai.errors import FeedbackAIError
 
 
-def _render(status: int, code: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+def _render(
+    status: int, code: str, detail: Any, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body = {"error": code, "detail": jsonable_encoder(detail)}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -26,7 +28,8 @@ def _validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
         if err.get("type") == "extra_forbidden":
             msg = "unknown field"
         if err.get("type") == "json_invalid":
-            msg = f"body is not valid JSON (or not valid UTF-8): {err.get('ctx', {}).get('error', '')}"
+            why = err.get("ctx", {}).get("error", "")
+            msg = f"body is not valid JSON (or not valid UTF-8): {why}"
         out.append({"loc": ".".join(loc), "reason": msg})
     return out
 

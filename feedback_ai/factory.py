@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from feedback_ai.config import Settings, StoreBackend
 from feedback_ai.embed._base import Embedder
 from feedback_ai.nlp._base import TextProcessor
-from feedback_ai.records import Records
+from feedback_ai.records import SCOPES, Records
 from feedback_ai.service import FeedbackService
 from feedback_ai.store._base import VectorStore
 
@@ -59,3 +60,29 @@ def build_service(
         embedder=embedder,
         nlp=nlp or make_text_processor(settings),
     )
+
+
+DEFAULT_WORKSPACE = "default"
+
+
+def bootstrap(settings: Settings, records: Records) -> str | None:
+    """Create the `default` workspace and, on first start, an admin key for it.
+
+    The new key is written once to `<data_dir>/default_admin_key` (mode 0600) and returned, so
+    the caller can print how to get it; later starts return None. `bootstrap_key` in settings
+    registers that key instead (deployments set it from a secret)."""
+    records.ensure_workspace(DEFAULT_WORKSPACE)
+    if settings.bootstrap_key:
+        records.add_key(DEFAULT_WORKSPACE, settings.bootstrap_key, SCOPES, "bootstrap")
+        return None
+    if records.count_keys(DEFAULT_WORKSPACE):
+        return None
+    key = records.create_key(DEFAULT_WORKSPACE, SCOPES, "default admin")
+    path = default_key_path(settings)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
+def default_key_path(settings: Settings) -> Path:
+    return settings.data_dir / "default_admin_key"
