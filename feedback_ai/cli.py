@@ -1,0 +1,187 @@
+"""`feedback-ai`: serve, worker, ingest, search, keys, requeue.
+
+The server and worker commands import `api` / `workers` lazily; the rest runs the core library.
+Options fall back to `FEEDBACK_AI_*` environment variables (see `Settings`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+from feedback_ai.config import Mode, Settings
+
+app = typer.Typer(help="feedback_ai: feedback intelligence.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+console = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Where the embedded store and database live.")
+]
+Workspace = Annotated[str, typer.Option("--workspace", "-w", help="Workspace to act in.")]
+
+
+def _settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    settings = Settings(**values)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
+    return settings
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    data_dir: DataDir = None,
+    auth: Annotated[
+        bool | None, typer.Option("--auth/--no-auth", help="--no-auth: anyone is admin.")
+    ] = None,
+) -> None:
+    """Run the HTTP API (embedded mode: the queue and the vector engine run in this process)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = _settings(data_dir, host=host, port=port, auth=auth)
+    console.print(f"feedback_ai {settings.mode} mode, data in {settings.data_dir.resolve()}")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+) -> None:
+    """Run a Celery worker (distributed mode) consuming ingest batches from the broker."""
+    from workers.celery_app import celery_app
+
+    celery_app.worker_main(
+        ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}", "-Q", "feedback_ai"]
+    )
+
+
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or JSONL file.")],
+    format: Annotated[str | None, typer.Option(help="csv or jsonl (default: from name).")] = None,
+    mapping: Annotated[str | None, typer.Option(help="JSON field->column map.")] = None,
+    source: Annotated[str | None, typer.Option(help="Source for rows without one.")] = None,
+    workspace: Workspace = "default",
+    data_dir: DataDir = None,
+) -> None:
+    """Ingest a file with a progress bar. Embedded mode processes it here (stop `serve` first:
+    the embedded engine has one writer); distributed mode sends it to the Celery workers."""
+    from feedback_ai.factory import bootstrap, build_service
+    from feedback_ai.importers import guess_format, parse_mapping, read_rows
+
+    settings = _settings(data_dir)
+    service = build_service(settings)
+    bootstrap(settings, service.records)
+    batches: list[tuple[str, list[str]]] = []
+    dispatch = _celery_dispatch() if settings.mode == Mode.distributed else None
+    with file.open("rb") as fh:
+        rows = read_rows(fh, guess_format(file.name, format), parse_mapping(mapping), source)
+        result = service.submit_rows(
+            workspace, rows, dispatch or (lambda job, ids: batches.append((job, ids)))
+        )
+    for err in result.rejected[:20]:
+        console.print(f"[yellow]row {err.index}: {err.field or ''} {err.reason}")
+    if len(result.rejected) > 20:
+        console.print(f"[yellow]... and {len(result.rejected) - 20} more rejected rows")
+    console.print(
+        f"accepted {result.accepted}, rejected {len(result.rejected)}; job {result.job_id}"
+    )
+    if batches:
+        _run_batches(service, batches, result.accepted)
+    service.close()
+    if result.job_id is None:
+        raise typer.Exit(1)
+
+
+def _celery_dispatch() -> Any:
+    from workers.dispatch import CeleryDispatcher
+
+    return CeleryDispatcher()
+
+
+def _run_batches(service: Any, batches: list[tuple[str, list[str]]], total: int) -> None:
+    columns = (*Progress.get_default_columns()[:2], BarColumn(), MofNCompleteColumn())
+    stored = failed = 0
+    with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("embedding + storing", total=total)
+        for job_id, ids in batches:
+            counts = service.process(job_id, ids)
+            stored, failed = stored + counts["stored"], failed + counts["failed"]
+            progress.advance(task, len(ids))
+    service.store.flush()
+    console.print(f"stored {stored}, failed {failed}")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int, typer.Option("-k", help="Number of items.")] = 5,
+    source: Annotated[list[str] | None, typer.Option(help="Only these sources.")] = None,
+    collapse: Annotated[bool, typer.Option(help="Fold near-duplicates.")] = False,
+    workspace: Workspace = "default",
+    data_dir: DataDir = None,
+) -> None:
+    """Semantic search of stored feedback (embedded data dir or the configured Qdrant)."""
+    from feedback_ai.factory import build_service
+    from feedback_ai.schemas import Filters, SearchRequest
+
+    service = build_service(_settings(data_dir))
+    filters = Filters(source=source) if source else None
+    req = SearchRequest(query=query, k=k, filters=filters, collapse_duplicates=collapse)
+    result = service.search(workspace, req)
+    table = Table("score", "source", "created", "text", title=f"“{query}”")
+    for hit in result.hits:
+        dup = f" (+{hit.duplicate_count} similar)" if hit.duplicate_count else ""
+        table.add_row(
+            f"{hit.score:.3f}", hit.source, f"{hit.created_at:%Y-%m-%d}", hit.text[:160] + dup
+        )
+    Console().print(table)
+    service.close()
+
+
+@keys_app.command("create")
+def keys_create(
+    workspace: Workspace = "default",
+    scopes: Annotated[str, typer.Option(help="Comma-separated: ingest,read,admin")] = "ingest,read",
+    name: Annotated[str | None, typer.Option(help="A label for the key.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create an API key (printed once; only its hash is kept)."""
+    from feedback_ai.records import Records
+
+    settings = _settings(data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        key = Records(settings.resolved_database_url).create_key(workspace, scopes.split(","), name)
+    except ValueError as exc:
+        console.print(f"[red]{exc}")
+        raise typer.Exit(2) from None
+    sys.stdout.write(key + "\n")
+
+
+@app.command()
+def requeue(older_than: Annotated[float, typer.Option(help="Seconds pending.")] = 900.0) -> None:
+    """Distributed mode: re-send batches pending for long (e.g. after the broker lost them)."""
+    from workers.tasks import requeue_pending
+
+    _settings()
+    console.print(f"re-sent {requeue_pending(older_than)} batches")
+
+
+if __name__ == "__main__":
+    app()
