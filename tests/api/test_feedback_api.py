@@ -103,6 +103,7 @@ def test_search_filters(env: Env) -> None:
              "created_at": "2024-03-05T00:00:00Z", "rating": 2, "rating_scale": "stars"},
         ]
     )  # fmt: skip
+
     def texts(**filters: Any) -> set[str]:
         return {h["text"] for h in env.search("login", filters=filters)}
 
@@ -159,7 +160,9 @@ def test_duplicate_external_ids_in_batch(env: Env) -> None:
     )
     body = r.json()
     assert body["accepted"] == 2
-    assert body["rejected"][0]["index"] == 1 and "already at index 0" in body["rejected"][0]["reason"]
+    assert (
+        body["rejected"][0]["index"] == 1 and "already at index 0" in body["rejected"][0]["reason"]
+    )
 
 
 def test_batch_limits_and_body_errors(env: Env) -> None:

@@ -1,0 +1,152 @@
+"""A real Celery worker process over the real Redis broker, with the real model and spaCy.
+
+API (distributed mode) → Redis → `feedback-ai worker` → embedded Qdrant engine on disk. Then a
+worker is SIGKILLed mid-job and a second one finishes it: nothing accepted is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from feedback_ai.config import Mode, Settings, StoreBackend
+from feedback_ai.factory import build_service
+from feedback_ai.schemas import SearchRequest
+from tests.fakes import HashEmbedder, PassthroughNLP
+from workers.celery_app import celery_app
+from workers.dispatch import CeleryDispatcher
+
+pytestmark = [pytest.mark.slow, pytest.mark.redis]
+BROKER = os.environ.get("FEEDBACK_AI_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def broker() -> Iterator[str]:
+    client = redis.Redis.from_url(BROKER)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("no Redis on localhost")
+    client.flushdb()
+    old = celery_app.conf.broker_url
+    celery_app.conf.broker_url = BROKER
+    celery_app.pool.force_close_all()
+    yield BROKER
+    celery_app.conf.broker_url = old
+    client.flushdb()
+
+
+def _env(data_dir: Path, broker: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        FEEDBACK_AI_MODE="distributed",
+        FEEDBACK_AI_DATA_DIR=str(data_dir),
+        FEEDBACK_AI_STORE_BACKEND="edge",
+        FEEDBACK_AI_BROKER_URL=broker,
+        FEEDBACK_AI_BROKER_VISIBILITY_TIMEOUT_S="5",
+        FEEDBACK_AI_TASK_BATCH_SIZE="16",
+        HF_HUB_OFFLINE="1",
+    )
+    return env
+
+
+def _start_worker(data_dir: Path, broker: str, log: Path) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "feedback_ai.cli", "worker", "--loglevel", "INFO"]
+    return subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=_env(data_dir, broker),
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=60)
+
+
+def _wait_job(
+    client: TestClient, job_id: str, until: Any, timeout: float = 240, poll: float = 0.5
+) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if until(job):
+            return job
+        time.sleep(poll)
+    raise AssertionError(f"job did not get there in {timeout}s: {job}")
+
+
+def _items(n: int, tag: str) -> list[dict[str, Any]]:
+    path = ROOT / "data" / "sample" / "banking77_sample.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()[:n]]
+    for row in rows:
+        row["external_id"] = f"{tag}-{row['external_id']}"
+    return rows
+
+
+def test_worker_ingests_and_survives_a_kill(tmp_path: Path, broker: str) -> None:
+    settings = Settings(
+        mode=Mode.distributed,
+        data_dir=tmp_path,
+        store_backend=StoreBackend.qdrant,  # the API process never touches vectors while ingesting
+        qdrant_url=":memory:",
+        broker_url=broker,
+        task_batch_size=16,
+    )
+    api_service = build_service(settings, embedder=HashEmbedder(), nlp=PassthroughNLP())
+    log = tmp_path / "worker.log"
+    app = create_app(service=api_service, dispatch=CeleryDispatcher())
+    with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {api_service.records.create_key('default')}"
+        first = _start_worker(tmp_path, broker, log)
+        try:
+            r = client.post("/v1/feedback", json={"items": _items(40, "a")})
+            assert r.status_code == 202, r.text
+            job = _wait_job(client, r.json()["job_id"], lambda j: j["status"] == "succeeded")
+            assert job["counts"]["stored"] == 40
+
+            # Second job: kill the worker once it is part-way through, then start another.
+            r = client.post("/v1/feedback", json={"items": _items(600, "b")})
+            job_id = r.json()["job_id"]
+            _wait_job(client, job_id, lambda j: j["counts"]["stored"] >= 16, timeout=120, poll=0.05)
+            _stop(first, signal.SIGKILL)
+            mid = client.get(f"/v1/jobs/{job_id}").json()
+            assert mid["counts"]["pending"] > 0, "the kill came too late to test anything"
+            second = _start_worker(tmp_path, broker, log)
+            try:
+                job = _wait_job(client, job_id, lambda j: j["counts"]["pending"] == 0)
+            finally:
+                _stop(second)
+        finally:
+            _stop(first, signal.SIGKILL)
+        assert job["status"] == "succeeded", log.read_text()[-3000:]
+        assert job["counts"]["stored"] == 600 and job["counts"]["failed"] == 0
+    api_service.close()
+
+    # The worker's store now holds every mention; the real model finds semantic neighbours.
+    reader = build_service(Settings(data_dir=tmp_path, store_backend=StoreBackend.edge))
+    try:
+        assert reader.store.count("default") >= 640
+        hits = reader.search("default", SearchRequest(query="my card still has not arrived", k=5))
+        assert any(h.metadata.get("intent") == "card_arrival" for h in hits.hits[:3])
+    finally:
+        reader.close()
