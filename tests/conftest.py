@@ -9,7 +9,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from feedback_ai.config import Settings, StoreBackend  # noqa: E402
+from feedback_ai.config import Settings, StoreBackend
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -214,10 +214,10 @@ def test_failed_item_visible_in_job(env: Env) -> None:
 
 def test_import_csv_with_mapping_and_bad_rows(env: Env) -> None:
     csv_bytes = (
-        "id,review,when,stars\n"
-        "r1,Great app but sync is slow,2024-01-01,4\n"
-        'r2,"unterminated quote,2024-01-02,3\n'
-    ).encode() + b"r3,bad \xff bytes,2024-01-03,2\nr4,,2024-01-04,1\n"
+        b"id,review,when,stars\n"
+        b"r1,Great app but sync is slow,2024-01-01,4\n"
+        b'r2,"unterminated quote,2024-01-02,3\n'
+    ) + b"r3,bad \xff bytes,2024-01-03,2\nr4,,2024-01-04,1\n"
     mapping = '{"external_id": "id", "text": "review", "created_at": "when", "rating": "stars"}'
     r = env.client.post(
         "/v1/feedback/import",
