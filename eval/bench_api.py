@@ -9,7 +9,7 @@
 3. `feedback-ai serve` runs on that data dir as a subprocess; real queries (CLINC150 test texts)
    go through POST /v1/search over HTTP: p50/p95. Server peak RSS from /proc (VmHWM).
 4. Same run, same queries, in this process: query embedding + raw store search (the floor the API
-   is compared with: target API p50 ≤ 2× that).
+   is compared with: target API p50 ≤ 2x that).
 Writes eval/results/bench_api_<N>.json.
 """
 
