@@ -1,0 +1,126 @@
+"""The records repository on both databases it supports: SQLite (embedded), PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from feedback_ai.config import Settings
+from feedback_ai.errors import NotFound
+from feedback_ai.records import ProcessedItem, Records
+from feedback_ai.schemas import FeedbackIn, ItemError
+
+PG = os.environ.get("FEEDBACK_AI_TEST_POSTGRES", "postgresql+psycopg://root@127.0.0.1:5432/test")
+
+
+def _pg_schema() -> Iterator[str]:
+    """A throwaway schema on the local PostgreSQL, so tests never see each other's rows."""
+    try:
+        engine = create_engine(PG)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("no PostgreSQL on localhost")
+    schema = "t_" + uuid.uuid4().hex[:10]
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    yield f"{PG}?options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def records(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Records]:
+    if request.param == "sqlite":
+        url = Settings(data_dir=tmp_path).resolved_database_url
+        yield Records(url)
+        return
+    gen = _pg_schema()
+    url = next(gen)
+    recs = Records(url)
+    yield recs
+    recs.engine.dispose()
+    next(gen, None)
+
+
+def _items(*texts: str, **kw: object) -> list[FeedbackIn]:
+    return [FeedbackIn(text=t, **kw) for t in texts]  # type: ignore[arg-type]
+
+
+def test_keys_scopes_and_workspaces(records: Records) -> None:
+    key = records.create_key("acme", ["read"])
+    principal = records.authenticate(key)
+    assert principal is not None and principal.workspace == "acme"
+    assert principal.scopes == {"read"}
+    assert records.authenticate(key + "x") is None
+    with pytest.raises(ValueError, match="unknown scopes"):
+        records.create_key("acme", ["root"])
+
+
+def test_accept_process_and_counts(records: Records) -> None:
+    records.ensure_workspace("w")
+    rejected = [ItemError(index=2, reason="bad")]
+    job_id, ids = records.accept("w", _items("a", "b"), rejected)
+    assert len(ids) == 2
+    todo = records.items_to_process(job_id, ids)
+    assert {i.text for i in todo} == {"a", "b"}
+    records.mark_stored(job_id, [ProcessedItem(ids[0], "A", 1, {"EMAIL": 1})], keep_raw=False)
+    records.mark_failed(job_id, {ids[1]: "broken"})
+    job, counts, failed = records.job("w", job_id)
+    assert counts == {"stored": 1, "failed": 1}
+    assert failed == [{"id": ids[1], "reason": "broken"}]
+    assert job.rejected[0]["reason"] == "bad"
+    assert records.get_item("w", ids[0]).text == "A"  # redacted text replaced the raw one
+    assert records.items_to_process(job_id, ids) == []  # a replay finds nothing left to do
+
+
+def test_resend_updates_same_row_and_reopens(records: Records) -> None:
+    records.ensure_workspace("w")
+    kw = {"source": "zendesk", "external_id": "9"}
+    job1, [id1] = records.accept("w", _items("old", **kw), [])
+    records.mark_stored(job1, [ProcessedItem(id1, "old", 1, {})], keep_raw=False)
+    job2, [id2] = records.accept("w", _items("new", **kw), [])
+    assert id1 == id2 and records.count_items("w") == 1
+    assert records.get_item("w", id1).status == "pending"
+    assert records.pending_batches(10) == [(job2, [id1])]
+
+
+def test_import_chunks_join_one_job(records: Records) -> None:
+    records.ensure_workspace("w")
+    job, _ = records.accept("w", _items("a"), [], kind="import")
+    records.accept("w", _items("b"), [ItemError(index=5, reason="x")], "import", job_id=job)
+    records.add_rejections(job, "w", "import", [ItemError(index=6, reason="y")])
+    row, counts, _ = records.job("w", job)
+    assert row.accepted == 2 and counts == {"pending": 2}
+    assert [e["index"] for e in row.rejected] == [5, 6]
+
+
+def test_fail_pending_only_touches_pending(records: Records) -> None:
+    records.ensure_workspace("w")
+    job, ids = records.accept("w", _items("a", "b"), [])
+    records.mark_stored(job, [ProcessedItem(ids[0], "a", 1, {})], keep_raw=False)
+    records.fail_pending(job, ids, "gave up")
+    _, counts, _ = records.job("w", job)
+    assert counts == {"stored": 1, "failed": 1}
+
+
+def test_other_workspace_sees_nothing(records: Records) -> None:
+    records.ensure_workspace("a")
+    records.ensure_workspace("b")
+    job, [item] = records.accept("a", _items("mine"), [])
+    with pytest.raises(NotFound):
+        records.job("b", job)
+    with pytest.raises(NotFound):
+        records.get_item("b", item)
+    with pytest.raises(NotFound):
+        records.delete_item("b", item)
+    records.delete_item("a", item)
+    assert records.count_items("a") == 0
