@@ -9,8 +9,9 @@ entities back. Most feedback has no candidate and skips NER entirely.
 NER on short feedback misfires (product names, greetings), so a PERSON entity is kept only when
 its words are name-shaped ("Sarah", "O'Brien", "Garcia-Lopez", "McDonald", "van"): all-caps
 ("JIRA"), camel-case ("FSDownload") and lower-case words are never names here, and entities with a
-generic word ("Team", "Support", "Pay") are dropped. Limits: lower-case names ("sarah") are not
-found; a title-case product the model calls PERSON ("Miro") is still redacted.
+generic word ("Team", "Support", "Pay") are dropped; a leading greeting or title ("Hi", "Dr") stays
+in the text. Limits: lower-case names ("sarah") are not found; a title-case product that the model
+calls PERSON ("Miro") is still redacted; names in languages other than English are hit and miss.
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ from spacy.util import minibatch
 
 from feedback_ai.nlp.pii import PERSON, PiiSpan, merge_spans
 
-_GENERIC = {
+_LEADING = {  # may precede a name inside a PERSON entity: stripped
     *("hi", "hello", "hey", "dear", "thanks", "thank", "regards", "best", "cheers", "greetings"),
-    *("team", "support", "admin", "customer", "service", "user", "sir", "madam", "pay", "app"),
-    *("bank", "card", "account", "mr", "mrs", "ms", "dr", "prof"),
+    *("mr", "mrs", "ms", "dr", "prof", "sir", "madam"),
+}
+_GENERIC = {  # never part of a name here: the entity is dropped ("Apple Pay", "Hi Team")
+    *("team", "support", "admin", "customer", "service", "user", "pay", "app", "bank", "card"),
+    *("account", "bot", "assistant", "manager", "agent", "staff", "everyone", "all", "guys"),
 }
 _PARTICLES = {"de", "da", "del", "della", "di", "du", "van", "von", "der", "den", "le", "la", "bin"}
 _MAC = re.compile(r"(?:Mc|Mac)[A-Z][a-z]+")
@@ -43,7 +47,7 @@ def _name_shaped(token: Token) -> bool:
 
 def is_candidate(token: Token) -> bool:
     """Could this token begin or belong to a person name?"""
-    if not _name_shaped(token) or token.lower_ in _GENERIC:
+    if not _name_shaped(token) or token.lower_ in _GENERIC or token.lower_ in _LEADING:
         return False
     return not (token.is_sent_start and token.lower_ in STOP_WORDS)
 
@@ -51,9 +55,9 @@ def is_candidate(token: Token) -> bool:
 def clean_person(ent: Span) -> tuple[int, int] | None:
     """Char offsets of a plausible name inside a PERSON entity, or None."""
     tokens = [t for t in ent if not (t.is_punct or t.is_space)]
-    while tokens and (tokens[0].lower_ in _GENERIC or tokens[0].lower_ in _PARTICLES):
+    while tokens and (tokens[0].lower_ in _LEADING or tokens[0].lower_ in _PARTICLES):
         tokens.pop(0)
-    while tokens and (tokens[-1].lower_ in _GENERIC or tokens[-1].lower_ in _PARTICLES):
+    while tokens and tokens[-1].lower_ in _PARTICLES:
         tokens.pop()
     if not tokens or any(t.lower_ in _GENERIC for t in tokens):
         return None

@@ -145,7 +145,6 @@ def find_ibans(text: str) -> Iterable[PiiSpan]:
 
 # --- phone numbers ------------------------------------------------------------------------------
 _MAYBE_PHONE = re.compile(r"\d(?:[\s().-]{0,3}\d){6}")  # seven digits close together
-_TRUNK_FORMAT = re.compile(r"(?:\(0\d{1,5}\)|0\d{1,5})[\s.-]?\d{3,4}[\s.-]?\d{3,4}")
 _PHONE_CONTEXT = re.compile(
     r"\b(?:call|phone|tel|mobile|cell|text|sms|whatsapp|reach|contact|number|ring|dial|fax)\b"
     r"[^\d\n]{0,25}$",
@@ -153,24 +152,26 @@ _PHONE_CONTEXT = re.compile(
 )
 
 
-def _phone_ok(text: str, match: phonenumbers.PhoneNumberMatch) -> bool:
-    raw = match.raw_string
-    if raw.startswith("+"):
-        return True  # international format: a strong signal even for fictional ranges
-    valid = phonenumbers.is_valid_number(match.number)
-    if raw.isdigit():  # a bare digit run is usually an order or ticket number: need context
-        before = text[max(0, match.start - 40) : match.start]
-        return valid and _PHONE_CONTEXT.search(before) is not None
-    return valid or _TRUNK_FORMAT.fullmatch(raw) is not None  # e.g. "07700 900123"
+def _phone_span(text: str, match: phonenumbers.PhoneNumberMatch) -> PiiSpan | None:
+    raw = match.raw_string.strip()
+    start = match.start + match.raw_string.index(raw)
+    # a bare digit run is usually an order or ticket number: it needs a phone word before it
+    if raw.isdigit() and not _PHONE_CONTEXT.search(text[max(0, start - 40) : start]):
+        return None
+    return PiiSpan(start, start + len(raw), PHONE)
 
 
 def find_phones(text: str, regions: Sequence[str] = DEFAULT_PHONE_REGIONS) -> Iterable[PiiSpan]:
+    """Valid numbers in each region's local or international format, and any "+" number that is
+    possible (fictional ranges such as +44 7700 900xxx included); bare digit runs need context."""
     if not _MAYBE_PHONE.search(text):
         return
-    for region in regions:
-        for m in phonenumbers.PhoneNumberMatcher(text, region, Leniency.POSSIBLE):
-            if _phone_ok(text, m):
-                yield PiiSpan(m.start, m.end, PHONE)
+    passes = [(region, Leniency.VALID) for region in regions] + [("ZZ", Leniency.POSSIBLE)]
+    for region, leniency in passes:
+        for match in phonenumbers.PhoneNumberMatcher(text, region, leniency):
+            span = _phone_span(text, match)
+            if span is not None:
+                yield span
 
 
 # --- all together -------------------------------------------------------------------------------
