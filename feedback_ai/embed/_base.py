@@ -24,15 +24,20 @@ class Embedder(abc.ABC):
     def embed(
         self, texts: Sequence[str], progress: Callable[[int], None] | None = None
     ) -> np.ndarray:
-        """Embed any number of texts in batches of `batch_size`; `progress(n)` after each batch."""
+        """Embed any number of texts in batches of `batch_size`; `progress(n)` after each batch.
+
+        Texts are batched in order of length (rows come back in input order), so each batch pads
+        to a length close to that of its texts instead of to the longest text in the input.
+        """
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
+        order = np.argsort([len(t) for t in texts], kind="stable")
         for start in range(0, len(texts), self.batch_size):
-            batch = list(texts[start : start + self.batch_size])
-            out[start : start + len(batch)] = self.embed_batch(batch)
+            idx = order[start : start + self.batch_size]
+            out[idx] = self.embed_batch([texts[i] for i in idx])
             if progress is not None:
-                progress(len(batch))
+                progress(len(idx))
         return out
 
     def embed_query(self, text: str) -> np.ndarray:
