@@ -1,17 +1,22 @@
 """Person names: a trained NER, run only where a name could be, and filtered for short feedback.
 
-NER is the slow part of a trained spaCy pipeline (~500 short texts/s on 2 cores). A PERSON entity
-in English text starts with a title-case word, and the NER model only looks a few tokens either
-side of a word, so `PersonNames` runs the pipeline's own `ner` on small windows around title-case
-candidates (not "I", not a sentence-initial stop word, not inside a URL or email) and maps the
-entities back. Most feedback has no candidate and skips NER entirely.
+NER is the slow part of a trained spaCy pipeline (~300-500 short texts/s on 2 cores), and on short
+product feedback its PERSON label misfires on products and greetings ("Mastercard", "Jira", "Hi
+Team"). So a PERSON entity is kept only when
+- its words are name-shaped: title-case letters ("Sarah", "O'Brien", "Garcia-Lopez", "McDonald",
+  particles such as "van"); never all-caps ("JIRA"), camel-case ("FSDownload"), lower-case, digits;
+- it has no generic word ("Team", "Support", "Pay"); a leading greeting or title ("Hi", "Dr") is
+  left in the text;
+- it has two or more words, or a lone word sits in a name context: a greeting, title, "my name
+  is", "cc", "talked to" ... before it, or "here", "said", "from" ... after it.
+Because of that, NER only needs to run near a name-shaped word that has a name-shaped neighbour or
+a name context, and the NER model only looks a few tokens either side of a word: `PersonNames`
+runs the pipeline's own `ner` on small windows around such words and maps the entities back. Most
+feedback has none and skips NER entirely.
 
-NER on short feedback misfires (product names, greetings), so a PERSON entity is kept only when
-its words are name-shaped ("Sarah", "O'Brien", "Garcia-Lopez", "McDonald", "van"): all-caps
-("JIRA"), camel-case ("FSDownload") and lower-case words are never names here, and entities with a
-generic word ("Team", "Support", "Pay") are dropped; a leading greeting or title ("Hi", "Dr") stays
-in the text. Limits: lower-case names ("sarah") are not found; a title-case product that the model
-calls PERSON ("Miro") is still redacted; names in languages other than English are hit and miss.
+Limits: a lone first name without context ("Sarah was great") and lower-case names ("sarah
+connor") are not redacted; title-case technical or product phrases the model calls PERSON ("Guava
+Preconditions", "Russian Ruble") are; names in other languages are hit and miss.
 """
 
 from __future__ import annotations
@@ -28,28 +33,65 @@ from feedback_ai.nlp.pii import PERSON, PiiSpan, merge_spans
 
 _LEADING = {  # may precede a name inside a PERSON entity: stripped
     *("hi", "hello", "hey", "dear", "thanks", "thank", "regards", "best", "cheers", "greetings"),
-    *("mr", "mrs", "ms", "dr", "prof", "sir", "madam"),
+    *("mr", "mrs", "ms", "miss", "dr", "prof", "sir", "madam"),
 }
 _GENERIC = {  # never part of a name here: the entity is dropped ("Apple Pay", "Hi Team")
     *("team", "support", "admin", "customer", "service", "user", "pay", "app", "bank", "card"),
     *("account", "bot", "assistant", "manager", "agent", "staff", "everyone", "all", "guys"),
 }
 _PARTICLES = {"de", "da", "del", "della", "di", "du", "van", "von", "der", "den", "le", "la", "bin"}
+# A lone word tagged PERSON ("Mastercard", "Jira", "Visa") is a name only in a name context.
+_CUE_BEFORE = _LEADING | {
+    *("sincerely", "cc", "ask", "asked", "tell", "told", "called", "named", "rep", "agent"),
+    *("representative", "colleague", "manager", "boss", "husband", "wife", "partner", "friend"),
+    *("son", "daughter", "mom", "dad", "mother", "father", "brother", "sister", "spoke", "talked"),
+    *("chatted", "emailed", "contacted", "met", "thx"),
+}
+_CUE_BEFORE_PAIRS = {("name", "is"), ("i", "'m"), ("i", "am"), ("this", "is"), ("it", "'s")}
+_CUE_AFTER = {"here", "said", "says", "told", "wrote", "mentioned", "replied", "responded"}
+_CUE_AFTER |= {"helped", "explained", "suggested", "asked", "from"}
+_NAME_CHARS = re.compile(r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*")
+_JOINERS = {"-", "'", "\u2019"}
 _MAC = re.compile(r"(?:Mc|Mac)[A-Z][a-z]+")
 
 
 def _name_shaped(token: Token) -> bool:
+    """Title-case letters ("Sarah", "O'Brien", "José", "McDonald"); not "JIRA", "C++", "FSDown"."""
     text = token.text
-    if len(text) < 2 or text == "I'm":
+    if len(text) < 2 or not text[0].isupper() or not _NAME_CHARS.fullmatch(text):
         return False
-    return (token.is_title and any(c.isalpha() for c in text)) or _MAC.fullmatch(text) is not None
+    return text.istitle() or _MAC.fullmatch(text) is not None
 
 
 def is_candidate(token: Token) -> bool:
-    """Could this token begin or belong to a person name?"""
+    """Could a kept PERSON span contain this token? A name-shaped word (not "I", not a generic
+    word, not a sentence-initial stop word) next to another one, or in a name context."""
     if not _name_shaped(token) or token.lower_ in _GENERIC or token.lower_ in _LEADING:
         return False
-    return not (token.is_sent_start and token.lower_ in STOP_WORDS)
+    if token.is_sent_start and token.lower_ in STOP_WORDS:
+        return False
+    return _has_name_neighbour(token) or _in_name_context(token)
+
+
+def _has_name_neighbour(token: Token) -> bool:
+    doc = token.doc
+    for step in (-1, 1):
+        i = token.i + step
+        if 0 <= i < len(doc) and (doc[i].text in _JOINERS or doc[i].lower_ in _PARTICLES):
+            i += step  # "Garcia - Lopez", "Ludwig van Beethoven"
+        if 0 <= i < len(doc) and _name_shaped(doc[i]):
+            return True
+    return False
+
+
+def _in_name_context(token: Token) -> bool:
+    """A greeting, title, "my name is", "talked to" ... before, or "here", "said" ... after."""
+    doc = token.doc
+    before = [t.lower_ for t in doc[max(0, token.i - 4) : token.i] if not t.is_punct]
+    after = [t.lower_ for t in doc[token.i + 1 : token.i + 3] if not t.is_punct]
+    if before and (before[-1] in _CUE_BEFORE or tuple(before[-2:]) in _CUE_BEFORE_PAIRS):
+        return True
+    return bool(after) and after[0] in _CUE_AFTER
 
 
 def clean_person(ent: Span) -> tuple[int, int] | None:
@@ -62,6 +104,8 @@ def clean_person(ent: Span) -> tuple[int, int] | None:
     if not tokens or any(t.lower_ in _GENERIC for t in tokens):
         return None
     if not all(_name_shaped(t) or t.lower_ in _PARTICLES for t in tokens):
+        return None
+    if len(tokens) == 1 and not _in_name_context(tokens[0]):
         return None
     return tokens[0].idx, tokens[-1].idx + len(tokens[-1].text)
 
