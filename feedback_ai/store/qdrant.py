@@ -1,0 +1,182 @@
+"""`QdrantStore`: a Qdrant server (or cluster) through `qdrant-client`.
+
+`location` is the server URL (`http://qdrant:6333`), or `":memory:"` / a directory for
+qdrant-client's local mode. Local mode is a pure-Python stand-in used by the tests: it searches by
+brute force, ignores payload indexes and search parameters, and is not thread-safe, so this
+store serialises calls with a lock in local mode only. Against a server, calls run concurrently
+and every write waits for the server to apply it (`wait=True`), so a search right after an
+upsert sees it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+
+from feedback_ai.store import _payload as pl
+from feedback_ai.store._base import (
+    FLOAT_FIELDS,
+    KEYWORD_FIELDS,
+    MentionPoint,
+    ScoredMention,
+    SearchFilter,
+    VectorStore,
+)
+
+_SCROLL_PAGE = 1_000
+
+
+class QdrantStore(VectorStore):
+    """A `VectorStore` on one Qdrant collection (created with its payload indexes if missing)."""
+
+    def __init__(
+        self,
+        location: str,
+        dim: int,
+        collection: str = "feedback_mentions",
+        api_key: str | None = None,
+    ) -> None:
+        self.dim = dim
+        self.collection = collection
+        self.local = not location.startswith(("http://", "https://"))
+        if not self.local:
+            self._client = QdrantClient(url=location, api_key=api_key)
+        elif location == ":memory:":
+            self._client = QdrantClient(location=":memory:")
+        else:
+            self._client = QdrantClient(path=location)
+        self._lock: contextlib.AbstractContextManager[Any] = (
+            threading.RLock() if self.local else contextlib.nullcontext()
+        )
+        self._ensure_collection()
+
+    # --- writes
+
+    def upsert(self, points: Sequence[MentionPoint]) -> None:
+        if not points:
+            return
+        structs = [
+            models.PointStruct(
+                id=p.id, vector=pl.vector_list(p.vector, self.dim), payload=pl.to_payload(p)
+            )
+            for p in points
+        ]
+        with self._lock:
+            self._client.upsert(self.collection, points=structs, wait=True)
+
+    def delete_items(self, workspace: str, item_ids: Sequence[str]) -> None:
+        if not item_ids:
+            return
+        selector = models.FilterSelector(
+            filter=_filter(pl.conditions(workspace, item_ids=item_ids))
+        )
+        with self._lock:
+            self._client.delete(self.collection, points_selector=selector, wait=True)
+
+    def close(self) -> None:
+        with self._lock:
+            self._client.close()
+
+    # --- reads
+
+    def search(
+        self,
+        workspace: str,
+        vector: np.ndarray,
+        limit: int,
+        filter: SearchFilter | None = None,
+        with_vectors: bool = False,
+    ) -> list[ScoredMention]:
+        with self._lock:
+            response = self._client.query_points(
+                self.collection,
+                query=pl.vector_list(vector, self.dim),
+                query_filter=_filter(pl.conditions(workspace, filter)),
+                limit=limit,
+                with_payload=True,
+                with_vectors=with_vectors,
+            )
+        return [
+            pl.to_scored(h.id, h.score, h.payload or {}, h.vector if with_vectors else None)
+            for h in response.points
+        ]
+
+    def mentions_of(self, workspace: str, item_id: str) -> list[ScoredMention]:
+        selector = _filter(pl.conditions(workspace, item_ids=[item_id]))
+        records: list[models.Record] = []
+        offset = None
+        with self._lock:
+            while True:
+                page, offset = self._client.scroll(
+                    self.collection, scroll_filter=selector, limit=_SCROLL_PAGE, offset=offset
+                )
+                records.extend(page)
+                if offset is None:
+                    break
+        return pl.by_mention_index([pl.to_scored(r.id, 1.0, r.payload or {}) for r in records])
+
+    def count(self, workspace: str, filter: SearchFilter | None = None) -> int:
+        with self._lock:
+            result = self._client.count(
+                self.collection, count_filter=_filter(pl.conditions(workspace, filter)), exact=True
+            )
+        return result.count
+
+    def ready(self) -> bool:
+        try:
+            with self._lock:
+                return self._client.collection_exists(self.collection)
+        except Exception:  # any transport failure means "not ready", never a crash
+            return False
+
+    # --- internals
+
+    def _ensure_collection(self) -> None:
+        with self._lock:
+            if self._client.collection_exists(self.collection):
+                return
+            self._client.create_collection(
+                self.collection,
+                vectors_config=models.VectorParams(size=self.dim, distance=models.Distance.COSINE),
+            )
+            with warnings.catch_warnings():
+                # local mode warns once that payload indexes have no effect there; that is known
+                warnings.filterwarnings("ignore", "Payload indexes have no effect", UserWarning)
+                for name, schema in _payload_indexes().items():
+                    self._client.create_payload_index(
+                        self.collection, name, field_schema=schema, wait=True
+                    )
+
+
+def _payload_indexes() -> dict[str, Any]:
+    indexes: dict[str, Any] = {
+        name: models.KeywordIndexParams(
+            type=models.KeywordIndexType.KEYWORD, is_tenant=name == "workspace" or None
+        )
+        for name in KEYWORD_FIELDS
+    }
+    indexes.update({name: models.PayloadSchemaType.FLOAT for name in FLOAT_FIELDS})
+    return indexes
+
+
+def _filter(conditions: list[pl.Condition]) -> models.Filter:
+    return models.Filter(must=[_condition(c) for c in conditions])
+
+
+def _condition(condition: pl.Condition) -> models.FieldCondition:
+    if isinstance(condition, pl.Range):
+        bounds = models.Range(gte=condition.gte, lt=condition.lt, lte=condition.lte)
+        return models.FieldCondition(key=condition.key, range=bounds)
+    values = condition.values
+    match: models.MatchValue | models.MatchAny = (
+        models.MatchValue(value=values[0])
+        if len(values) == 1
+        else models.MatchAny(any=list(values))  # type: ignore[arg-type]
+    )
+    return models.FieldCondition(key=condition.key, match=match)
