@@ -20,7 +20,7 @@ class SentenceTransformerEmbedder(Embedder):
 
         self.model = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
         self.name = name or Path(model_path).name
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        self.dim = int(self.model.get_embedding_dimension())
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
         vectors = self.model.encode(
