@@ -47,4 +47,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _render(exc.status_code, code, exc.detail)
+        detail = exc.detail
+        if exc.status_code == 400 and "parsing the body" in str(detail):
+            code, detail = "invalid_body", "the body is not valid JSON in UTF-8"
+        return _render(exc.status_code, code, detail)

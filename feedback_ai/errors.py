@@ -26,6 +26,8 @@ class FeedbackAIError(Exception):
     def __init__(self, message: str, detail: Any = None) -> None:
         super().__init__(message)
         self.message = message
+        if isinstance(detail, dict):  # structured detail keeps the sentence too
+            detail = {"message": message, **detail}
         self.detail = detail if detail is not None else message
 
 
