@@ -37,9 +37,10 @@ _EMAIL = re.compile(
     r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}\b"
 )
-_URL = re.compile(
-    r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)[^\s<>\"'`]+"  # with a scheme or www.
-    r"|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}/[^\s<>\"'`]*[?#;][^\s<>\"'`]+",  # bare, with params
+_URL = re.compile(  # bounded repeats: no quadratic scans of long "1-1-1-..." or "a.a.a..." runs
+    r"(?:\b[a-z][a-z0-9+.-]{0,15}://|\bwww\.)[^\s<>\"'`]+"  # with a scheme or www.
+    r"|\b[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63}){0,8}\.[a-z]{2,24}/"  # or a bare domain, with params
+    r"[^\s<>\"'`]*[?#;][^\s<>\"'`]+",
     re.IGNORECASE,
 )
 _SECRET_PARAMS = {"key", "sig", "token", "code", "auth", "session", "sid", "pwd", "pass", "otp"}

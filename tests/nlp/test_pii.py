@@ -99,3 +99,10 @@ def test_redaction_offsets_map_into_redacted_text() -> None:
     assert result.position(2) == 2  # span start
     assert result.position(5) == len("a [EMAIL]")  # inside the span: its end
     assert result.position(text.index("Next")) == result.text.index("Next")
+
+
+@pytest.mark.parametrize("run", ["1-", "a.", "a-", "1 ", "x@a.", "ab/"])
+def test_long_adversarial_runs_stay_linear(run: str) -> None:
+    """Regression guard: unbounded repeats in the URL pattern once took 20 s on "1-" * 10_000."""
+    text = run * 10_000
+    assert redact(text, find_pii(text)).text.count("[") <= 1
