@@ -8,6 +8,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Tests use their own Redis database, set before workers.celery_app reads Settings at import.
+os.environ.setdefault("FEEDBACK_AI_BROKER_URL", "redis://127.0.0.1:6379/15")
 
 from feedback_ai.config import Settings, StoreBackend
 

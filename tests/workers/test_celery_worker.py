@@ -29,7 +29,7 @@ from workers.celery_app import celery_app
 from workers.dispatch import CeleryDispatcher
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
-BROKER = os.environ.get("FEEDBACK_AI_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
+BROKER = os.environ["FEEDBACK_AI_BROKER_URL"]  # a test database, set in tests/conftest.py
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -42,12 +42,9 @@ def broker() -> Iterator[str]:
         if os.environ.get("CI"):
             raise
         pytest.skip("no Redis on localhost")
+    assert celery_app.conf.broker_url == BROKER
     client.flushdb()
-    old = celery_app.conf.broker_url
-    celery_app.conf.broker_url = BROKER
-    celery_app.pool.force_close_all()
     yield BROKER
-    celery_app.conf.broker_url = old
     client.flushdb()
 
 
