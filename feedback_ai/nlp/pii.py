@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import parse_qsl, urlsplit
@@ -132,18 +132,27 @@ def is_card_number(raw: str) -> bool:
     )
 
 
+def _longest_valid(
+    pattern: re.Pattern[str], text: str, valid: Callable[[str], bool], label: str, min_len: int
+) -> Iterable[PiiSpan]:
+    """Each match, or its longest prefix cut at a separator, that passes `valid`: a greedy match
+    may have swallowed a trailing group ("4111 1111 1111 1111 12/25", "GB82 ... 32 TODO")."""
+    for m in pattern.finditer(text):
+        candidate = m.group()
+        while len(candidate) >= min_len:
+            if valid(candidate):
+                yield PiiSpan(m.start(), m.start() + len(candidate), label)
+                break
+            cut = max(candidate.rfind(" "), candidate.rfind("-"))
+            candidate = candidate[:cut] if cut > 0 else ""
+
+
 def find_cards(text: str) -> Iterable[PiiSpan]:
-    return (PiiSpan(m.start(), m.end(), CARD) for m in _CARD.finditer(text) if is_card_number(m[0]))
+    return _longest_valid(_CARD, text, is_card_number, CARD, 13)
 
 
 def find_ibans(text: str) -> Iterable[PiiSpan]:
-    for m in _IBAN.finditer(text):
-        candidate = m.group()
-        while len(candidate.replace(" ", "")) >= 15:  # the regex may swallow a trailing word
-            if iban.is_valid(candidate):
-                yield PiiSpan(m.start(), m.start() + len(candidate), IBAN)
-                break
-            candidate = candidate.rsplit(" ", 1)[0] if " " in candidate else candidate[:-1]
+    return _longest_valid(_IBAN, text, iban.is_valid, IBAN, 15)
 
 
 # --- phone numbers ------------------------------------------------------------------------------

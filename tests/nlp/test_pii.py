@@ -31,8 +31,10 @@ def redacted(text: str) -> tuple[str, dict[str, int]]:
             {"CARD": 2},
         ),
         ("amex 3782 822463 10005 ok", "amex [CARD] ok", {"CARD": 1}),
+        ("card 4111 1111 1111 1111 12/25 cvc", "card [CARD] 12/25 cvc", {"CARD": 1}),
         ("IBAN GB82 WEST 1234 5698 7654 32 please", "IBAN [IBAN] please", {"IBAN": 1}),
         ("pay to DE89370400440532013000 now", "pay to [IBAN] now", {"IBAN": 1}),
+        ("GB82 WEST 1234 5698 7654 32 ASAP", "[IBAN] ASAP", {"IBAN": 1}),
         (
             "Reset link https://app.example.com/reset?token=9f8e7d6c5b&user=42. Broken!",
             "Reset link [URL]. Broken!",
