@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     embed_model: str = "all-MiniLM-L6-v2"  # packaged model name (see feedback_ai.embed.registry)
     embed_backend: EmbedBackend = EmbedBackend.auto
     embed_batch_size: int = Field(64, ge=1, le=4096)
-    models_dir: Path = Path("models")
+    models_dir: Path = Path(__file__).resolve().parents[1] / "models"  # registry + artifacts
 
     # --- nlp
     redact_pii: bool = True
