@@ -132,6 +132,11 @@ def write(report: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_nlp.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = ["# NLP stage throughput", "", f"`{report['command']}` on {report['machine']}.", ""]
+    lines += [
+        "Single process, best of the repeats. A load average above the core count means other",
+        "",
+    ]
+    lines[-2] += " jobs shared the CPUs: compare rows within one run, not across runs."
     for set_name, res in report["sets"].items():
         persons = res["person_spans"]
         lines += [f"## {set_name}: {res['texts']} texts, mean {res['mean_chars']} chars", ""]
