@@ -65,7 +65,8 @@ def create_app(
         own = service is None
         svc = service or build_service(settings)
         set_service(svc)
-        disp = dispatch or _dispatcher(settings)
+        own_disp: Any = None if dispatch is not None else _dispatcher(settings)
+        disp: Dispatch = dispatch if dispatch is not None else own_disp
         _announce(settings, svc)
         app.state.service, app.state.dispatch = svc, disp
         app.state.readiness = {
@@ -81,8 +82,8 @@ def create_app(
         try:
             yield
         finally:
-            if dispatch is None:
-                disp.shutdown()
+            if own_disp is not None:
+                own_disp.shutdown()
             set_service(None)
             if own:
                 svc.close()
