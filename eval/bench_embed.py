@@ -32,6 +32,7 @@ from feedback_ai.embed.packaged import packaged_model
 from feedback_ai.embed.registry import Registry, record_for
 
 MODEL = "all-MiniLM-L6-v2"
+TORCH = "torch: sentence-transformers encode"
 
 
 def load_sets(n_short: int, n_long: int) -> dict[str, list[str]]:
@@ -50,7 +51,7 @@ def configurations(models_dir: Path, batch_size: int) -> dict[str, Callable[[lis
     torch_embedder = build_embedder(model, "torch", models_dir, batch_size, registry)
     st = torch_embedder.model  # the SentenceTransformer itself: its own encode, nothing of ours
     configs: dict[str, Callable[[list[str]], Any]] = {
-        "torch: sentence-transformers encode": lambda t: st.encode(
+        TORCH: lambda t: st.encode(
             t, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
         ),
     }
@@ -65,7 +66,11 @@ def configurations(models_dir: Path, batch_size: int) -> dict[str, Callable[[lis
     configs["onnx-int8, 1 thread"] = one_thread.embed
     for size in (16, 128):
         other = OnnxEmbedder(
-            int8.onnx_path, model.path, name=MODEL, variant="onnx-int8", dim=model.dim,
+            int8.onnx_path,
+            model.path,
+            name=MODEL,
+            variant="onnx-int8",
+            dim=model.dim,
             batch_size=size,
         )
         configs[f"onnx-int8, batch {size}"] = other.embed
@@ -95,10 +100,11 @@ def bench_set(texts: list[str], configs: dict, rounds: int) -> dict[str, Any]:
     }
     for name in names:
         cosine = (np.asarray(configs[name](texts)) * reference).sum(axis=1)
+        ratios = [s / b for s, b in zip(speeds[name], base, strict=True)]
         out["methods"][name] = {
             "texts_per_s": statistics.median(speeds[name]),
             "rounds": speeds[name],
-            "ratio_vs_torch": statistics.median(s / b for s, b in zip(speeds[name], base)),
+            "ratio_vs_torch": statistics.median(ratios),
             "cosine_to_torch": {"min": float(cosine.min()), "mean": float(cosine.mean())},
         }
     return out
@@ -122,7 +128,7 @@ def update_registry(models_dir: Path, report: dict[str, Any]) -> None:
     model = packaged_model(MODEL)
     registry = Registry.load(models_dir)
     short, long = (report["sets"][name]["methods"] for name in report["sets"])
-    names = {"torch": "torch: sentence-transformers encode", "onnx": "onnx", "onnx-int8": "onnx-int8"}
+    names = {"torch": TORCH, "onnx": "onnx", "onnx-int8": "onnx-int8"}
     for variant, name in names.items():
         record = registry.get(model.name, variant) or record_for(model, variant, models_dir)
         record.metrics["throughput"] = {

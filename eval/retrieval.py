@@ -258,20 +258,19 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def conclusion(comparison: dict[str, Any]) -> str:
-    c = comparison["torch"]
-    low, high = c["recall@10"]["ci95"]
-    mlow, mhigh = c["mrr"]["ci95"]
-    if low > 0 or mlow > 0:
-        return (
-            "Hybrid measurably beats dense (torch): the 95% interval of the paired difference "
-            "excludes 0" + (" for recall@10." if low > 0 else " for MRR.")
-        )
-    if high < 0 and mhigh < 0:
-        return "Dense (torch) measurably beats hybrid."
-    return (
-        "Hybrid does not measurably beat dense (torch): the 95% intervals of the paired "
-        "differences include 0."
-    )
+    """Plain words on hybrid vs dense (torch), per metric, from the paired bootstrap intervals."""
+    parts = []
+    for metric in ("recall@10", "mrr"):
+        c = comparison["torch"][metric]
+        low, high = c["ci95"]
+        if low > 0:
+            verdict = "hybrid measurably better"
+        elif high < 0:
+            verdict = "dense measurably better"
+        else:
+            verdict = "no measurable difference (interval includes 0)"
+        parts.append(f"{metric} {c['delta']:+.3f} [{low:+.3f}, {high:+.3f}]: {verdict}")
+    return "Hybrid vs dense (torch): " + "; ".join(parts) + "."
 
 
 def main() -> None:

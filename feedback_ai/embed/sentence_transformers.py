@@ -20,7 +20,10 @@ class SentenceTransformerEmbedder(Embedder):
 
         self.model = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
         self.name = name or Path(model_path).name
-        self.dim = int(self.model.get_embedding_dimension())
+        dim = self.model.get_embedding_dimension()
+        if dim is None:
+            raise ValueError(f"{model_path}: the model does not state its embedding dimension")
+        self.dim = int(dim)
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
         vectors = self.model.encode(
