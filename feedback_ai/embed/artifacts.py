@@ -106,7 +106,7 @@ def _export_missing(
     if expected.get(variant) and expected[variant] != sha:
         log.warning(
             "%s %s differs from the registry's evaluated artifact (sha256 %s vs %s): "
-            "exporter versions differ? See %s",
+            "another recipe or exporter versions? See %s",
             model.name,
             variant,
             sha[:12],
@@ -122,7 +122,8 @@ def _verified(path: Path, variant: str, expected_sha256: str | None) -> bool:
     actual = sha256_file(path)
     if actual == expected_sha256:
         return True
-    if read_manifest(path.parent).get(variant, {}).get("sha256") == actual:
+    entry = read_manifest(path.parent).get(variant, {})
+    if entry.get("sha256") == actual and entry.get("recipe") == export.RECIPE:
         return True
     log.warning("%s: sha256 %s matches neither registry nor manifest", path, actual[:12])
     return False
@@ -135,6 +136,7 @@ def _manifest_entry(model: PackagedModel, path: Path, sha: str) -> dict:
         "bytes": path.stat().st_size,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "source": source_record(model),
+        "recipe": export.RECIPE,
         "exporter": {p: importlib.metadata.version(p) for p in EXPORTER_PACKAGES},
     }
 

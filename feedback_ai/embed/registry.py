@@ -81,7 +81,8 @@ def record_for(model: PackagedModel, variant: Variant, models_dir: Path) -> Mode
     else:
         entry = read_manifest(Path(models_dir) / "artifacts" / model.name)[variant]
         path = f"artifacts/{model.name}/{FILES[variant]}"
-        sha, exporter, created = entry["sha256"], entry["exporter"], entry["created"]
+        sha, created = entry["sha256"], entry["created"]
+        exporter = {**entry["exporter"], "recipe": entry["recipe"]}
     return ModelRecord(
         name=model.name,
         variant=variant,
