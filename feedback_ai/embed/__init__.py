@@ -24,13 +24,21 @@ log = logging.getLogger(__name__)
 
 
 def make_embedder(settings: Settings) -> Embedder:
+    """The configured embedder; `auto` falls back to torch if the fast variant cannot be built."""
     model = packaged_model(settings.embed_model)
     registry = Registry.load(settings.models_dir)
-    variant = settings.embed_backend.value
-    if settings.embed_backend is EmbedBackend.auto:
-        variant, why = choose_variant(registry, model.name)
-        log.info("embed_backend=auto -> %s: %s", variant, why)
-    return build_embedder(model, variant, settings.models_dir, settings.embed_batch_size, registry)
+    size, models_dir = settings.embed_batch_size, settings.models_dir
+    if settings.embed_backend is not EmbedBackend.auto:
+        return build_embedder(model, settings.embed_backend.value, models_dir, size, registry)
+    variant, why = choose_variant(registry, model.name)
+    log.info("embed_backend=auto -> %s: %s", variant, why)
+    try:
+        return build_embedder(model, variant, models_dir, size, registry)
+    except Exception:
+        if variant == "torch":
+            raise
+        log.exception("embed_backend=auto: building %s failed; using torch", variant)
+        return build_embedder(model, "torch", models_dir, size, registry)
 
 
 def build_embedder(
