@@ -62,7 +62,7 @@ def ensure_artifact(
     expected = dict(expected_sha256 or {})
     directory = artifact_dir(models_dir, model)
     path = directory / FILES[variant]
-    if _verified(path, variant, expected.get(variant)):
+    if _verified(model, path, variant, expected.get(variant)):
         return path
     directory.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(directory / ".export.lock"))
@@ -84,7 +84,7 @@ def _export_missing(
     """Under the lock: export `variant` (and the fp32 graph it derives from) unless now valid."""
     directory = artifact_dir(models_dir, model)
     path = directory / FILES[variant]
-    if _verified(path, variant, expected.get(variant)):  # another process exported it meanwhile
+    if _verified(model, path, variant, expected.get(variant)):  # exported meanwhile
         return
     if variant == "onnx-int8":
         _export_missing(model, "onnx", models_dir, expected)
@@ -115,15 +115,18 @@ def _export_missing(
         )
 
 
-def _verified(path: Path, variant: str, expected_sha256: str | None) -> bool:
-    """True if `path` is the registry's artifact, or intact as exported here (manifest)."""
+def _verified(model: PackagedModel, path: Path, variant: str, expected_sha256: str | None) -> bool:
+    """True if `path` is the registry's artifact, or intact as exported here (manifest) from
+    this model package with the current recipe."""
     if not path.is_file():
         return False
     actual = sha256_file(path)
     if actual == expected_sha256:
         return True
     entry = read_manifest(path.parent).get(variant, {})
-    if entry.get("sha256") == actual and entry.get("recipe") == export.RECIPE:
+    source = entry.get("source", {})
+    recorded = (entry.get("sha256"), entry.get("recipe"), source.get("version"))
+    if recorded == (actual, export.RECIPE, model.version):
         return True
     log.warning("%s: sha256 %s matches neither registry nor manifest", path, actual[:12])
     return False
