@@ -184,6 +184,11 @@ class SearchRequest(BaseModel):
     query: str = Field(min_length=1, max_length=2000)
     k: int = Field(10, ge=1, le=100)
     filters: Filters | None = None
+    mode: Literal["hybrid", "dense"] = Field(
+        "hybrid",
+        description="hybrid: dense + BM25 fused by rank (better on eval/results/retrieval.md); "
+        "dense: embedding similarity only. Either way `score` is the cosine similarity.",
+    )
     collapse_duplicates: bool = Field(
         False, description="Fold near-duplicate hits (same need said twice) into one with a count."
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -203,9 +203,17 @@ class FeedbackService:
             )
         vector = self.embedder.embed_query(req.query)
         limit = min(req.k * 5, 500)  # over-fetch mentions so k distinct items survive grouping
+        hybrid = req.mode == "hybrid"
         found = self.store.search(
-            workspace, vector, limit, to_store_filter(req.filters), req.collapse_duplicates
+            workspace,
+            vector,
+            limit,
+            to_store_filter(req.filters),
+            with_vectors=req.collapse_duplicates or hybrid,
+            text=req.query if hybrid else None,
         )
+        if hybrid:  # keep the fused order, report the cosine similarity as the score
+            found = [replace(m, score=float(np.dot(m.vector, vector))) for m in found]
         groups = group_by_item(found)
         if req.collapse_duplicates:
             hits = collapse(groups, req.collapse_threshold)

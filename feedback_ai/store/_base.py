@@ -87,8 +87,11 @@ class VectorStore(abc.ABC):
         limit: int,
         filter: SearchFilter | None = None,
         with_vectors: bool = False,
+        text: str | None = None,
     ) -> list[ScoredMention]:
-        """Nearest mentions by cosine similarity, best first."""
+        """Nearest mentions, best first. Dense only: `score` is the cosine similarity. With the
+        query's `text`: hybrid, dense and BM25 (over mention texts) fused by Reciprocal Rank
+        Fusion; the order is the fused rank and `score` the fused score."""
 
     @abc.abstractmethod
     def mentions_of(self, workspace: str, item_id: str) -> list[ScoredMention]:

@@ -34,6 +34,7 @@ import numpy as np
 import qdrant_edge as qe
 
 from feedback_ai.errors import Unavailable
+from feedback_ai.store import _bm25 as bm25
 from feedback_ai.store import _payload as pl
 from feedback_ai.store._base import (
     FLOAT_FIELDS,
@@ -92,9 +93,7 @@ class EdgeStore(VectorStore):
     def upsert(self, points: Sequence[MentionPoint]) -> None:
         if not points:
             return
-        batch = [
-            qe.Point(p.id, pl.vector_list(p.vector, self.dim), pl.to_payload(p)) for p in points
-        ]
+        batch = [qe.Point(p.id, self._vectors(p), pl.to_payload(p)) for p in points]
         with self._open() as shard:
             shard.update(qe.UpdateOperation.upsert_points(batch))
             self._unindexed += len(batch)
@@ -141,18 +140,43 @@ class EdgeStore(VectorStore):
         limit: int,
         filter: SearchFilter | None = None,
         with_vectors: bool = False,
+        text: str | None = None,
     ) -> list[ScoredMention]:
-        request = qe.QueryRequest(
-            limit=limit,
-            query=qe.Query.Nearest(pl.vector_list(vector, self.dim)),
-            filter=_filter(pl.conditions(workspace, filter)),
-            with_payload=True,
-            with_vector=with_vectors,
-            params=self._params,
-        )
+        selector = _filter(pl.conditions(workspace, filter))
+        dense = qe.Query.Nearest(pl.vector_list(vector, self.dim))
+        if text is None:
+            request = qe.QueryRequest(
+                limit=limit,
+                query=dense,
+                filter=selector,
+                with_payload=True,
+                with_vector=with_vectors,
+                params=self._params,
+            )
+        else:
+            indices, values = bm25.query(text)
+            sparse = qe.Query.Nearest(qe.SparseVector(indices, values), using=bm25.SPARSE)
+            request = qe.QueryRequest(
+                limit=limit,
+                prefetches=[
+                    qe.Prefetch(limit=limit, query=dense, filter=selector, params=self._params),
+                    qe.Prefetch(limit=limit, query=sparse, filter=selector),
+                ],
+                query=qe.Fusion.Rrf(k=bm25.RRF_K),
+                filter=selector,
+                with_payload=True,
+                with_vector=with_vectors,
+            )
         with self._open() as shard:
             hits = shard.query(request)
-        return [pl.to_scored(h.id, h.score, h.payload or {}, h.vector) for h in hits]
+        return [pl.to_scored(h.id, h.score, h.payload or {}, _dense(h.vector)) for h in hits]
+
+    def _vectors(self, point: MentionPoint) -> dict[str, Any]:
+        indices, values = bm25.document(point.text)
+        return {
+            bm25.DENSE: pl.vector_list(point.vector, self.dim),
+            bm25.SPARSE: qe.SparseVector(indices, values),
+        }
 
     def mentions_of(self, workspace: str, item_id: str) -> list[ScoredMention]:
         selector = _filter(pl.conditions(workspace, item_ids=[item_id]))
@@ -210,12 +234,20 @@ class EdgeStore(VectorStore):
                     shard.update(qe.UpdateOperation.create_field_index(name, schema))
 
 
+def _dense(vector: Any) -> Any:
+    """The dense part of a returned vector (named vectors come back as a dict)."""
+    return vector.get(bm25.DENSE) if isinstance(vector, dict) else vector
+
+
 def _config(dim: int, quantize: bool, max_segment_points: int) -> qe.EdgeConfig:
     # The engine sizes segments by their float32 vector storage, in KB.
     optimizers = qe.EdgeOptimizersConfig(max_segment_size=max_segment_points * dim * 4 // 1024)
+    sparse = {bm25.SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)}
     if not quantize:  # vectors memory-mapped and warmed into the page cache (the engine default)
         vectors = qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)
-        return qe.EdgeConfig(vectors=vectors, optimizers=optimizers)
+        return qe.EdgeConfig(
+            vectors={bm25.DENSE: vectors}, sparse_vectors=sparse, optimizers=optimizers
+        )
     # int8 copies pinned in RAM do the search; the float32 originals stay on disk (cold) and
     # are read only to rescore the candidates.
     quantization = qe.ScalarQuantizationConfig(
@@ -227,7 +259,9 @@ def _config(dim: int, quantize: bool, max_segment_points: int) -> qe.EdgeConfig:
         memory=qe.Memory.Cold,
         quantization_config=quantization,
     )
-    return qe.EdgeConfig(vectors=vectors, optimizers=optimizers)
+    return qe.EdgeConfig(
+        vectors={bm25.DENSE: vectors}, sparse_vectors=sparse, optimizers=optimizers
+    )
 
 
 def _payload_indexes() -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from qdrant_client import QdrantClient, models
 
+from feedback_ai.store import _bm25 as bm25
 from feedback_ai.store import _payload as pl
 from feedback_ai.store._base import (
     FLOAT_FIELDS,
@@ -62,9 +63,7 @@ class QdrantStore(VectorStore):
         if not points:
             return
         structs = [
-            models.PointStruct(
-                id=p.id, vector=pl.vector_list(p.vector, self.dim), payload=pl.to_payload(p)
-            )
+            models.PointStruct(id=p.id, vector=self._vectors(p), payload=pl.to_payload(p))
             for p in points
         ]
         with self._lock:
@@ -92,20 +91,41 @@ class QdrantStore(VectorStore):
         limit: int,
         filter: SearchFilter | None = None,
         with_vectors: bool = False,
+        text: str | None = None,
     ) -> list[ScoredMention]:
+        selector = _filter(pl.conditions(workspace, filter))
+        dense = pl.vector_list(vector, self.dim)
+        hybrid: dict[str, Any] = {"query": dense}
+        if text is not None:
+            indices, values = bm25.query(text)
+            sparse = models.SparseVector(indices=indices, values=values)
+            hybrid = {
+                "prefetch": [
+                    models.Prefetch(query=dense, filter=selector, limit=limit),
+                    models.Prefetch(query=sparse, using=bm25.SPARSE, filter=selector, limit=limit),
+                ],
+                "query": models.RrfQuery(rrf=models.Rrf(k=bm25.RRF_K)),
+            }
         with self._lock:
             response = self._client.query_points(
                 self.collection,
-                query=pl.vector_list(vector, self.dim),
-                query_filter=_filter(pl.conditions(workspace, filter)),
+                query_filter=selector,
                 limit=limit,
                 with_payload=True,
-                with_vectors=with_vectors,
+                with_vectors=[bm25.DENSE] if with_vectors else False,
+                **hybrid,
             )
         return [
-            pl.to_scored(h.id, h.score, h.payload or {}, h.vector if with_vectors else None)
+            pl.to_scored(h.id, h.score, h.payload or {}, _dense(h.vector) if with_vectors else None)
             for h in response.points
         ]
+
+    def _vectors(self, point: MentionPoint) -> dict[str, Any]:
+        indices, values = bm25.document(point.text)
+        return {
+            bm25.DENSE: pl.vector_list(point.vector, self.dim),
+            bm25.SPARSE: models.SparseVector(indices=indices, values=values),
+        }
 
     def mentions_of(self, workspace: str, item_id: str) -> list[ScoredMention]:
         selector = _filter(pl.conditions(workspace, item_ids=[item_id]))
@@ -143,7 +163,12 @@ class QdrantStore(VectorStore):
                 return
             self._client.create_collection(
                 self.collection,
-                vectors_config=models.VectorParams(size=self.dim, distance=models.Distance.COSINE),
+                vectors_config={
+                    bm25.DENSE: models.VectorParams(size=self.dim, distance=models.Distance.COSINE)
+                },
+                sparse_vectors_config={
+                    bm25.SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                },
             )
             with warnings.catch_warnings():
                 # local mode warns once that payload indexes have no effect there; that is known
@@ -152,6 +177,11 @@ class QdrantStore(VectorStore):
                     self._client.create_payload_index(
                         self.collection, name, field_schema=schema, wait=True
                     )
+
+
+def _dense(vector: Any) -> Any:
+    """The dense part of a returned vector (named vectors come back as a dict)."""
+    return vector.get(bm25.DENSE) if isinstance(vector, dict) else vector
 
 
 def _payload_indexes() -> dict[str, Any]:

@@ -282,3 +282,17 @@ def test_health(env: Env) -> None:
     r = env.client.get("/readyz")
     assert r.status_code == 200 and r.json()["ready"] is True
     assert "/v1/search" in env.client.get("/openapi.json").json()["paths"]
+
+
+def test_search_modes(env: Env) -> None:
+    env.ingest([{"text": "refund for order 1234"}, {"text": "cannot log in"}])
+    for mode in ("hybrid", "dense"):
+        hits = env.search("refund order", mode=mode)
+        assert hits[0]["text"] == "refund for order 1234"
+        assert 0 < hits[0]["score"] <= 1.0001  # cosine similarity in both modes
+    r = env.client.post("/v1/search", json={"query": "x", "mode": "bm25"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == "body.mode"
+    r = env.client.post("/v1/search", json={"query": "   "})
+    assert r.status_code == 422 and "empty" in r.json()["detail"][0]["reason"]
+    r = env.client.post("/v1/search", json={"query": "x", "k": 0})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == "body.k"

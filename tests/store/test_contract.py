@@ -324,3 +324,46 @@ def test_search_payload_is_the_shared_layout(store: VectorStore) -> None:
     store.upsert([point])
     (hit,) = store.search(WS, point.vector, limit=1)
     assert hit.payload == to_payload(point)
+
+
+def _texts(store: VectorStore, texts: list[str], workspace: str = WS) -> list[MentionPoint]:
+    rng = np.random.default_rng(3)
+    points = [
+        MentionPoint(
+            id=ids.mention_id(ids.item_id(workspace, "t", str(i), ""), 0),
+            vector=unit(rng, 1)[0],
+            workspace=workspace,
+            item_id=ids.item_id(workspace, "t", str(i), ""),
+            mention_index=0,
+            text=text,
+            source="app" if i % 2 else "nps",
+            created_at=T0,
+        )
+        for i, text in enumerate(texts)
+    ]
+    store.upsert(points)
+    return points
+
+
+def test_hybrid_lifts_the_lexical_match(store: VectorStore) -> None:
+    """Random vectors carry no meaning: only the BM25 half can put the word match first."""
+    texts = ["invoice export to PDF fails", "dark mode", "slow login", "crash on start"] * 3
+    points = _texts(store, [f"{t} {i}" for i, t in enumerate(texts)])
+    query = unit(np.random.default_rng(99), 1)[0]
+    dense = store.search(WS, query, 12)
+    hybrid = store.search(WS, query, 12, text="pdf invoice export")
+    pdf = {p.id for p in points if "PDF" in p.text}
+    assert {h.id for h in hybrid[:3]} == pdf
+    assert {h.id for h in dense[:3]} != pdf  # the dense ranking alone does not get there
+    assert len(hybrid) == 12 and hybrid[0].score >= hybrid[-1].score
+
+
+def test_hybrid_respects_filters_and_workspaces(store: VectorStore) -> None:
+    _texts(store, ["refund request for order", "refund not received"])
+    _texts(store, ["refund refund refund"], workspace=OTHER_WS)
+    query = unit(np.random.default_rng(5), 1)[0]
+    hits = store.search(WS, query, 10, SearchFilter(source=["nps"]), text="refund")
+    assert [h.text for h in hits] == ["refund request for order"]
+    hits = store.search(WS, query, 10, text="refund", with_vectors=True)
+    assert {h.workspace for h in hits} == {WS}
+    assert all(h.vector is not None and h.vector.shape == (DIM,) for h in hits)
