@@ -16,6 +16,7 @@ Threads. Every engine call holds the GIL for its whole duration (measured with 0
 `optimize()` stalls every Python thread of the process, searches included, while it runs: that
 is why indexing happens in bounded steps. The engine object works from any thread; an `RLock`
 serialises the calls (the GIL serialises them already) so that `close()` never races a call.
+One open store per directory: the engine locks its WAL, and a second open raises `Unavailable`.
 
 Memory. Vectors are memory-mapped and warmed into the page cache (they count in RSS as file
 pages). `quantize=True` keeps int8 copies pinned in RAM for the search, leaves the float32
@@ -78,12 +79,9 @@ class EdgeStore(VectorStore):
             if quantize
             else None
         )
-        config = _config(dim, quantize, max_segment_points)
-        if (self.path / "edge_config.json").exists():
-            self._shard: qe.EdgeShard | None = qe.EdgeShard.load(str(self.path), config)
-        else:
-            self.path.mkdir(parents=True, exist_ok=True)
-            self._shard = qe.EdgeShard.create(str(self.path), config)
+        self._shard: qe.EdgeShard | None = _open_shard(
+            self.path, _config(dim, quantize, max_segment_points)
+        )
         self._ensure_payload_indexes()
         info = self._engine.info()
         self._unindexed = max(0, info.points_count - info.indexed_vectors_count)
@@ -237,6 +235,18 @@ class EdgeStore(VectorStore):
 def _dense(vector: Any) -> Any:
     """The dense part of a returned vector (named vectors come back as a dict)."""
     return vector.get(bm25.DENSE) if isinstance(vector, dict) else vector
+
+
+def _open_shard(path: Path, config: qe.EdgeConfig) -> qe.EdgeShard:
+    try:
+        if (path / "edge_config.json").exists():
+            return qe.EdgeShard.load(str(path), config)
+        path.mkdir(parents=True, exist_ok=True)
+        return qe.EdgeShard.create(str(path), config)
+    except Exception as exc:  # the engine raises bare Exceptions
+        if "WouldBlock" in str(exc):  # its WAL lock: one open shard per directory
+            raise Unavailable(f"the edge shard at {path} is open elsewhere") from exc
+        raise
 
 
 def _config(dim: int, quantize: bool, max_segment_points: int) -> qe.EdgeConfig:

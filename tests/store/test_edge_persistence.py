@@ -119,3 +119,11 @@ def test_quantized_store_searches_and_reopens(tmp_path: Path) -> None:
     reopened = EdgeStore(tmp_path / "shard", DIM, quantize=True)
     assert reopened.count(WS) == 40
     reopened.close()
+
+
+def test_one_open_store_per_directory(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path / "shard", DIM)
+    with pytest.raises(Unavailable):
+        EdgeStore(tmp_path / "shard", DIM)
+    store.close()
+    EdgeStore(tmp_path / "shard", DIM).close()
