@@ -184,10 +184,11 @@ class SearchRequest(BaseModel):
     query: str = Field(min_length=1, max_length=2000)
     k: int = Field(10, ge=1, le=100)
     filters: Filters | None = None
-    mode: Literal["hybrid", "dense"] = Field(
-        "hybrid",
-        description="hybrid: dense + BM25 fused by rank (better on eval/results/retrieval.md); "
-        "dense: embedding similarity only. Either way `score` is the cosine similarity.",
+    mode: Literal["dense", "hybrid"] = Field(
+        "dense",
+        description="dense: embedding similarity. hybrid: dense + BM25 fused by rank inside "
+        "Qdrant; it did not measurably beat dense on eval/results/retrieval_store.md, so it is "
+        "opt-in. Either way `score` is the cosine similarity of the best mention.",
     )
     collapse_duplicates: bool = Field(
         False, description="Fold near-duplicate hits (same need said twice) into one with a count."
