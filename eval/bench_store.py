@@ -60,7 +60,8 @@ VOCAB = [f"w{i:03d}" for i in range(600)]
 NOTES = [
     "Every search filters on the workspace (the contract), so 'unfiltered' means workspace only; "
     "'filtered' adds source + created_at.",
-    "upserts/s: time inside store.upsert (MentionPoint -> payload -> engine), indexing excluded; "
+    "upserts/s: time inside store.upsert (MentionPoint -> payload + BM25 sparse vector -> engine), "
+    "indexing excluded; "
     "edge indexes inline every 10k points (index_every) and the steps are reported separately.",
     "Index build wall time depends on the other load of the machine (load avg columns); "
     "cpu seconds are this process's own.",
@@ -110,6 +111,10 @@ class Synthetic:
 
     def queries(self, n: int) -> np.ndarray:
         return self.sample(np.random.default_rng([self.seed, 999_999]), n)
+
+    def query_texts(self, n: int) -> list[str]:
+        rng = np.random.default_rng([self.seed, 888_888])
+        return [" ".join(rng.choice(VOCAB, size=6)) for _ in range(n)]
 
     def points(self, chunk: Chunk) -> list[MentionPoint]:
         out = []
@@ -233,12 +238,16 @@ def ingest(store: VectorStore, data: Synthetic, n: int) -> dict[str, Any]:
 
 
 def timed_search(
-    store: VectorStore, queries: np.ndarray, flt: SearchFilter | None
+    store: VectorStore,
+    queries: np.ndarray,
+    flt: SearchFilter | None,
+    texts: list[str] | None = None,
 ) -> tuple[dict[str, float], list[list[int]]]:
     latencies, found = [], []
-    for q in queries:
+    for i, q in enumerate(queries):
+        text = None if texts is None else texts[i]
         t = time.perf_counter()
-        hits = store.search(WORKSPACE, q, limit=K, filter=flt)
+        hits = store.search(WORKSPACE, q, limit=K, filter=flt, text=text)
         latencies.append((time.perf_counter() - t) * 1000)
         found.append([uuid.UUID(h.id).int - 1 for h in hits])
     ms = np.array(latencies)
@@ -279,6 +288,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     flt["recall_at_10"] = recall(found_flt, truth_flt)
     result["search_unfiltered"] = unfiltered
     result["search_filtered"] = flt | {"filter": "source=nps AND created_at >= day 273 (~6%)"}
+    hybrid, _ = timed_search(store, queries, None, data.query_texts(len(queries)))
+    result["search_hybrid"] = hybrid | {"what": "dense + BM25 (6-word query), RRF; no recall"}
     result["queries"] = len(queries)
     if isinstance(store, EdgeStore):
         result["shard"] = store.info()
@@ -321,15 +332,18 @@ def markdown(doc: dict[str, Any]) -> str:
         f"Machine: {doc['machine']}. Reproduce: `python eval/bench_store.py --n N --queries Q`.",
         "",
         "| run | upserts/s | index build s: wall / cpu (max step) | search p50 / p95 ms "
-        "| filtered p50 / p95 ms | recall@10 (filtered) | peak RSS MB | disk MB | load avg |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| filtered p50 / p95 ms | hybrid p50 / p95 ms | recall@10 (filtered) | peak RSS MB "
+        "| disk MB | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, r in sorted(doc["runs"].items()):
         i, u, f = r["ingest"], r["search_unfiltered"], r["search_filtered"]
+        h = r.get("search_hybrid", {"p50_ms": "-", "p95_ms": "-"})
         lines.append(
             f"| {key} | {i['upserts_per_s']:,} | {i['index_build_total_s']} / "
             f"{i['index_build_cpu_s']} ({i['inline_index_step_max_s']}) "
             f"| {u['p50_ms']} / {u['p95_ms']} | {f['p50_ms']} / {f['p95_ms']} "
+            f"| {h['p50_ms']} / {h['p95_ms']} "
             f"| {u['recall_at_10']} ({f['recall_at_10']}) | {r['memory']['peak_rss_mb']:,} "
             f"| {r.get('disk_mb', '-')} | {r['load_avg_at_start']}-{r['load_avg_at_end']} |"
         )
@@ -340,7 +354,7 @@ def markdown(doc: dict[str, Any]) -> str:
 def run_key(args: argparse.Namespace) -> str:
     key = f"{args.backend}-{args.n}"
     if args.backend == "edge":
-        key += "-sq" if args.quantize else ""
+        key += "" if args.quantize else "-f32"
         key += f"-every{args.index_every}" if args.index_every != 10_000 else ""
         key += f"-seg{args.max_segment_points}" if args.max_segment_points != 200_000 else ""
     return key
@@ -357,7 +371,12 @@ def main() -> None:
         "--search-only", action="store_true", help="edge: re-measure search on the last shard"
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
-    parser.add_argument("--quantize", action="store_true", help="edge: int8 scalar quantisation")
+    parser.add_argument(
+        "--quantize",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="edge: int8 scalar quantisation (the store's default)",
+    )
     args = parser.parse_args()
     if args.search_only and args.backend != "edge":
         parser.error("--search-only needs the edge backend (local mode keeps nothing)")

@@ -33,13 +33,14 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 SOURCES = ("app", "email", "nps", "sales")
 
 
-@pytest.fixture(params=["edge", "qdrant"])
+@pytest.fixture(params=["edge", "edge-f32", "qdrant"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
-    s: VectorStore = (
-        EdgeStore(tmp_path / "edge", DIM)
-        if request.param == "edge"
-        else QdrantStore(":memory:", DIM)
-    )
+    """Edge as shipped (int8-quantised search), edge with float32 vectors, qdrant-client local."""
+    s: VectorStore
+    if request.param == "qdrant":
+        s = QdrantStore(":memory:", DIM)
+    else:
+        s = EdgeStore(tmp_path / "edge", DIM, quantize=request.param == "edge")
     yield s
     s.close()
 

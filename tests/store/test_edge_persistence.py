@@ -109,15 +109,15 @@ def test_search_while_another_thread_upserts(tmp_path: Path) -> None:
     store.close()
 
 
-def test_quantized_store_searches_and_reopens(tmp_path: Path) -> None:
+def test_reopen_with_the_other_vector_storage(tmp_path: Path) -> None:
     points = corpus(40)
-    store = EdgeStore(tmp_path / "shard", DIM, quantize=True)
+    store = EdgeStore(tmp_path / "shard", DIM, quantize=False)
     store.upsert(points)
     store.optimize()
-    assert store.search(WS, points[3].vector, limit=1)[0].id == points[3].id
     store.close()
     reopened = EdgeStore(tmp_path / "shard", DIM, quantize=True)
     assert reopened.count(WS) == 40
+    assert reopened.search(WS, points[3].vector, limit=1)[0].id == points[3].id
     reopened.close()
 
 
