@@ -45,8 +45,9 @@ Dispatch = Callable[[str, list[str]], None]  # (job_id, item_ids) -> enqueue
 @dataclass(frozen=True)
 class Submission:
     job_id: str | None  # None when nothing was valid
-    accepted: int
+    accepted: int  # distinct items written
     rejected: list[ItemError]
+    merged: int = 0  # valid items that were the same item as another of the batch (same id)
 
 
 def _chunks(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
@@ -86,15 +87,15 @@ class FeedbackService:
         items = [item for _, item in valid]
         if not items:
             return Submission(None, 0, rejected)
-        job_id = self._accept(workspace, items, rejected, "ingest", None, dispatch)
-        return Submission(job_id, len(items), rejected)
+        job_id, accepted = self._accept(workspace, items, rejected, "ingest", None, dispatch)
+        return Submission(job_id, accepted, rejected, merged=len(items) - accepted)
 
     def submit_rows(
         self, workspace: str, rows: Iterable[Row], dispatch: Dispatch, chunk: int = 1000
     ) -> Submission:
         """A streamed upload: accept chunk by chunk into one job; errors are by row number."""
         job_id: str | None = None
-        accepted, rejected_all = 0, []
+        accepted, merged, rejected_all = 0, 0, []
         seen: dict[tuple[str, str], int] = {}
         for part in _chunks(rows, chunk):
             rejected = [ItemError(index=n, reason=err) for n, rec, err in part if rec is None]
@@ -104,11 +105,11 @@ class FeedbackService:
             rejected_all.extend(rejected)
             items = [item for _, item in valid]
             if items:
-                job_id = self._accept(workspace, items, rejected, "import", job_id, dispatch)
-                accepted += len(items)
+                job_id, n = self._accept(workspace, items, rejected, "import", job_id, dispatch)
+                accepted, merged = accepted + n, merged + len(items) - n
             elif job_id is not None:
                 self.records.add_rejections(job_id, workspace, "import", rejected)
-        return Submission(job_id, accepted, rejected_all)
+        return Submission(job_id, accepted, rejected_all, merged)
 
     def _accept(
         self,
@@ -118,14 +119,14 @@ class FeedbackService:
         kind: str,
         job_id: str | None,
         dispatch: Dispatch,
-    ) -> str:
+    ) -> tuple[str, int]:
         job_id, item_ids = self.records.accept(
             workspace, items, rejected, kind, self.settings.keep_original_text, job_id
         )
         size = self.settings.task_batch_size
         for start in range(0, len(item_ids), size):
             dispatch(job_id, item_ids[start : start + size])
-        return job_id
+        return job_id, len(item_ids)
 
     # --- ingest (worker side): the task body
     def process(self, job_id: str, item_ids: Sequence[str]) -> dict[str, int]:

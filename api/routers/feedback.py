@@ -22,7 +22,12 @@ class FeedbackBatch(BaseModel):
 
 class Accepted(BaseModel):
     job_id: str
-    accepted: int
+    accepted: int = Field(description="Distinct items accepted (and queued).")
+    merged: int = Field(
+        0,
+        description="Valid items that were the same item as another in this request (same "
+        "source + external_id, or same text without one): merged, the later one wins.",
+    )
     rejected: list[ItemError]
 
 
@@ -40,7 +45,12 @@ def ingest(
     result = service.submit(principal.workspace, batch.items, dispatch)
     if result.job_id is None:
         raise InvalidInput("no valid item in the batch", [e.model_dump() for e in result.rejected])
-    return Accepted(job_id=result.job_id, accepted=result.accepted, rejected=result.rejected)
+    return Accepted(
+        job_id=result.job_id,
+        accepted=result.accepted,
+        merged=result.merged,
+        rejected=result.rejected,
+    )
 
 
 @router.post("/import", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
@@ -66,7 +76,12 @@ def import_file(
     result = service.submit_rows(principal.workspace, rows, dispatch)
     if result.job_id is None:
         raise InvalidInput("no valid row in the file", [e.model_dump() for e in result.rejected])
-    return Accepted(job_id=result.job_id, accepted=result.accepted, rejected=result.rejected)
+    return Accepted(
+        job_id=result.job_id,
+        accepted=result.accepted,
+        merged=result.merged,
+        rejected=result.rejected,
+    )
 
 
 @router.get("/{item_id}", response_model=FeedbackOut)

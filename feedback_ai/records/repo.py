@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -131,16 +132,15 @@ class Records:
         With `job_id`, the items join that job (a streamed import accepts chunk by chunk)."""
         job_id = job_id or str(uuid.uuid4())
         now = datetime.now(UTC)
-        item_ids = [ids.item_id(workspace, i.source, i.external_id, i.text) for i in items]
+        rows: dict[str, dict[str, Any]] = {}  # same id twice in a batch: the later one wins
+        for item in items:
+            item_id = ids.item_id(workspace, item.source, item.external_id, item.text)
+            rows[item_id] = {"id": item_id, "workspace_id": workspace}
+            rows[item_id].update(_item_fields(item, now, keep_original))
+        item_ids = list(rows)
         with self.session() as s, s.begin():
-            self._add_to_job(s, job_id, workspace, kind, len(items), rejected)
-            existing = self._existing(s, item_ids)
-            for item_id, item in zip(item_ids, items, strict=True):
-                fields = _item_fields(item, now, keep_original)
-                if item_id in existing:
-                    s.execute(update(Item).where(Item.id == item_id).values(**fields))
-                else:
-                    s.add(Item(id=item_id, workspace_id=workspace, **fields))
+            self._add_to_job(s, job_id, workspace, kind, len(item_ids), rejected)
+            self._upsert_items(s, list(rows.values()))
             known = set(
                 s.scalars(
                     select(JobItem.item_id).where(
@@ -148,14 +148,14 @@ class Records:
                     )
                 )
             )
-            fresh = [i for i in dict.fromkeys(item_ids) if i not in known]
+            fresh = [i for i in item_ids if i not in known]
             s.add_all(JobItem(job_id=job_id, item_id=i) for i in fresh)
             s.execute(
                 update(JobItem)
                 .where(JobItem.job_id == job_id, JobItem.item_id.in_(list(known)))
                 .values(status="pending", error=None)
             )
-        return job_id, list(dict.fromkeys(item_ids))
+        return job_id, item_ids
 
     @staticmethod
     def _add_to_job(
@@ -185,12 +185,14 @@ class Records:
             self._add_to_job(s, job_id, workspace, kind, 0, rejected)
 
     @staticmethod
-    def _existing(s: Session, item_ids: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(item_ids), 500):
-            chunk = item_ids[start : start + 500]
-            found.update(s.scalars(select(Item.id).where(Item.id.in_(chunk))))
-        return found
+    def _upsert_items(s: Session, rows: list[dict[str, Any]]) -> None:
+        """INSERT ... ON CONFLICT (id) DO UPDATE: one statement per 500 rows, race-free."""
+        table = Item.__table__
+        insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+        for start in range(0, len(rows), 500):
+            stmt = insert(table).values(rows[start : start + 500])
+            changed = {k: stmt.excluded[k] for k in rows[0] if k not in ("id", "workspace_id")}
+            s.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=changed))
 
     def items_to_process(self, job_id: str, item_ids: Sequence[str]) -> list[Item]:
         """Re-fetch a task's items; items already processed for this job are skipped (replay)."""
@@ -329,7 +331,7 @@ def _item_fields(item: FeedbackIn, now: datetime, keep_original: bool) -> dict[s
         "rating": item.rating,
         "rating_scale": item.rating_scale,
         "language": item.language,
-        "meta": item.metadata,
+        "metadata": item.metadata,
         "status": "pending",
         "error": None,
         "updated_at": utcnow(),

@@ -296,3 +296,11 @@ def test_search_modes(env: Env) -> None:
     assert r.status_code == 422 and "empty" in r.json()["detail"][0]["reason"]
     r = env.client.post("/v1/search", json={"query": "x", "k": 0})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == "body.k"
+
+
+def test_same_text_twice_in_one_batch_is_one_item(env: Env) -> None:
+    body = env.ingest([{"text": "same"}, {"text": "other"}, {"text": " same ", "segment": "smb"}])
+    assert body["accepted"] == 2 and body["merged"] == 1 and body["rejected"] == []
+    job = env.client.get(f"/v1/jobs/{body['job_id']}").json()
+    assert job["counts"]["accepted"] == 2 and job["counts"]["stored"] == 2
+    assert env.search("same", k=1)[0]["segment"] == "smb"  # the later one wins

@@ -124,3 +124,11 @@ def test_other_workspace_sees_nothing(records: Records) -> None:
         records.delete_item("b", item)
     records.delete_item("a", item)
     assert records.count_items("a") == 0
+
+
+def test_concurrent_style_resubmits_upsert(records: Records) -> None:
+    records.ensure_workspace("w")
+    _, ids1 = records.accept("w", _items("x", "x", "y"), [])
+    _, ids2 = records.accept("w", _items("y", "x"), [])
+    assert len(ids1) == 2 and set(ids1) == set(ids2)
+    assert records.count_items("w") == 2
