@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from eval.corpus import ROOT, SHARED, embeddings, real_texts, replicate
+from eval.corpus import ROOT, SHARED, cache_key, embeddings, real_texts, replicate
 from feedback_ai.config import Settings, StoreBackend
 from feedback_ai.factory import make_embedder, make_store
 from feedback_ai.store._base import MentionPoint
@@ -174,7 +174,7 @@ def main() -> None:
     settings = Settings(data_dir=data_dir, store_backend=StoreBackend.edge)
     embedder = make_embedder(settings)
     texts = real_texts()
-    real = embeddings(texts, embedder.name, embedder.embed)
+    real = embeddings(texts, cache_key(embedder), embedder.embed)
     vectors = replicate(real, args.n, noise=0.3)
     print(f"{len(real):,} real texts embedded; {args.n - min(args.n, len(real)):,} noisy copies")
     load_s = load_store(settings, vectors, texts)

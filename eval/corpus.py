@@ -33,6 +33,11 @@ def real_texts() -> list[str]:
     return list(dict.fromkeys(t for t in texts if t.strip()))
 
 
+def cache_key(embedder: object) -> str:
+    """Model name and variant (torch / onnx / onnx-int8): vectors differ between variants."""
+    return f"{getattr(embedder, 'name', 'model')}-{getattr(embedder, 'variant', 'torch')}"
+
+
 def embeddings(texts: list[str], embedder_name: str, embed) -> np.ndarray:  # type: ignore[no-untyped-def]
     """`embed(texts) -> array`, cached under eval/cache/ by model and corpus hash."""
     digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.corpus import embeddings
+from eval.corpus import cache_key, embeddings
 from eval.retrieval import KS, PROJECTS, Project, load_project, paired_bootstrap
 from feedback_ai.config import Settings
 from feedback_ai.factory import make_embedder
@@ -74,7 +74,7 @@ def main() -> None:
     ranks: dict[str, list[np.ndarray]] = {"dense": [], "hybrid": []}
     for name in PROJECTS:
         p = load_project(name)
-        vectors = embeddings(p.texts, f"{embedder.name}-{type(embedder).__name__}", embedder.embed)
+        vectors = embeddings(p.texts, cache_key(embedder), embedder.embed)
         with tempfile.TemporaryDirectory() as tmp:
             store = EdgeStore(Path(tmp), vectors.shape[1])
             load(store, p, vectors)
