@@ -175,9 +175,10 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--short", type=int, default=1024, help="BANKING77 texts")
-    parser.add_argument("--long", type=int, default=256, help="gitbugs report texts")
-    parser.add_argument("--rounds", type=int, default=3)
+    # short rounds, many of them: each round's methods see about the same load from other processes
+    parser.add_argument("--short", type=int, default=512, help="BANKING77 texts")
+    parser.add_argument("--long", type=int, default=128, help="gitbugs report texts")
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
     parser.add_argument("--out", type=Path, default=ROOT / "eval" / "results")
