@@ -141,26 +141,37 @@ def paired_bootstrap(dense: np.ndarray, hybrid: np.ndarray, seed: int = 0) -> di
     return out
 
 
-def embed_all(projects: list[Project], models_dir: Path) -> tuple[dict, dict]:
-    """Per variant: vectors per project (cached in eval/cache/) and embedding time."""
+def embed_all(projects: list[Project], models_dir: Path) -> tuple[dict, dict, dict]:
+    """Per variant and project (cached in eval/cache/): the corpus embedded in batches, and the
+    queries embedded one at a time (as a search request embeds them: dynamic int8 quantisation
+    scales activations per batch, so a text alone gets a slightly different vector); timings."""
     model = packaged_model("all-MiniLM-L6-v2")
     registry = Registry.load(models_dir)
     vectors: dict[str, dict[str, np.ndarray]] = {}
+    alone: dict[str, dict[str, np.ndarray]] = {}
     info: dict[str, dict[str, Any]] = {}
     for variant in VARIANTS:
         embedder = build_embedder(model, variant, models_dir, 64, registry)
         record = record_for(model, variant, models_dir)
         key = f"{model.name}-{variant}-{record.sha256[:12]}"
-        vectors[variant] = {}
+        vectors[variant], alone[variant] = {}, {}
         started = time.perf_counter()
         for p in projects:
             vectors[variant][p.name] = embeddings(p.texts, key, embedder.embed)
+            queries = [p.texts[q] for q in sorted(p.duplicates)]
+            alone[variant][p.name] = embeddings(
+                queries,
+                f"{key}-alone",
+                lambda ts, e=embedder: np.stack([e.embed_query(t) for t in ts]),
+            )
         info[variant] = {"sha256": record.sha256, "seconds": time.perf_counter() - started}
         logging.info("%s: embedded (or loaded) in %.1f s", variant, info[variant]["seconds"])
-    return vectors, info
+    return vectors, alone, info
 
 
-def evaluate(projects: list[Project], vectors: dict) -> tuple[dict, dict[str, np.ndarray]]:
+def evaluate(
+    projects: list[Project], vectors: dict, alone: dict
+) -> tuple[dict, dict[str, np.ndarray]]:
     """Per method: metrics per project and pooled; and the pooled first-hit ranks."""
     per_method: dict[str, dict[str, np.ndarray]] = {}
     for p in projects:
@@ -171,6 +182,9 @@ def evaluate(projects: list[Project], vectors: dict) -> tuple[dict, dict[str, np
             dense = dense_scores(vectors[variant][p.name], queries)
             scores[f"dense-{variant}"] = dense
             scores[f"hybrid-{variant}"] = rrf_scores(dense, bm25, queries=queries)
+            scores[f"dense-{variant}, query alone"] = (
+                alone[variant][p.name] @ vectors[variant][p.name].T
+            )
         for method, s in scores.items():
             per_method.setdefault(method, {})[p.name] = ranks_of_first_hit(s, queries, p)
     metrics: dict[str, dict] = {}
@@ -185,15 +199,20 @@ def evaluate(projects: list[Project], vectors: dict) -> tuple[dict, dict[str, np
 
 
 def gate(metrics: dict) -> dict[str, Any]:
+    """A fast variant passes if recall@10 is within 1 point of torch's, batched and query alone."""
     base = metrics["dense-torch"]["all"][GATE_METRIC]
-    return {
-        variant: {
-            GATE_METRIC: metrics[f"dense-{variant}"]["all"][GATE_METRIC],
-            "delta_vs_torch": metrics[f"dense-{variant}"]["all"][GATE_METRIC] - base,
-            "passes": metrics[f"dense-{variant}"]["all"][GATE_METRIC] >= base - GATE_TOLERANCE,
+    out = {}
+    for variant in ("onnx", "onnx-int8"):
+        worst = min(
+            metrics[f"dense-{variant}"]["all"][GATE_METRIC],
+            metrics[f"dense-{variant}, query alone"]["all"][GATE_METRIC],
+        )
+        out[variant] = {
+            GATE_METRIC: worst,
+            "delta_vs_torch": worst - base,
+            "passes": worst >= base - GATE_TOLERANCE,
         }
-        for variant in ("onnx", "onnx-int8")
-    }
+    return out
 
 
 def update_registry(models_dir: Path, metrics: dict, n_queries: int) -> None:
@@ -206,6 +225,7 @@ def update_registry(models_dir: Path, metrics: dict, n_queries: int) -> None:
                 "dataset": "gitbugs-duplicates (hadoop + seamonkey)",
                 "queries": n_queries,
                 **metrics[f"dense-{variant}"]["all"],
+                "query_alone": metrics[f"dense-{variant}, query alone"]["all"],
                 "hybrid_rrf": metrics[f"hybrid-{variant}"]["all"],
                 "eval": "eval/results/retrieval.json",
                 "date": datetime.now(UTC).date().isoformat(),
@@ -240,7 +260,11 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {a['mrr']:.3f} | {m['hadoop']['recall@10']:.3f} "
             f"| {m['seamonkey']['recall@10']:.3f} |"
         )
-    lines += ["", "## Quality gate (recall@10 within 1 point of torch)", ""]
+    lines += [
+        "",
+        "## Quality gate (recall@10 within 1 point of torch, the worse of batched and query alone)",
+        "",
+    ]
     for variant, g in report["gate"].items():
         verdict = "passes" if g["passes"] else "fails"
         lines.append(f"- {variant}: {g['recall@10']:.3f} ({g['delta_vs_torch']:+.3f}): {verdict}")
@@ -282,8 +306,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     projects = [load_project(name) for name in PROJECTS]
-    vectors, embed_info = embed_all(projects, args.models_dir)
-    metrics, pooled = evaluate(projects, vectors)
+    vectors, alone, embed_info = embed_all(projects, args.models_dir)
+    metrics, pooled = evaluate(projects, vectors, alone)
     queries = {p.name: len(p.duplicates) for p in projects}
     queries["all"] = sum(queries.values())
     comparison = {

@@ -28,6 +28,8 @@ VARIANTS = ("torch", "onnx", "onnx-int8")
 # BANKING77: fp32 1.0000; int8 per-channel min 0.98, mean 0.993).
 MIN_COSINE = {"onnx": 0.9999, "onnx-int8": 0.97}
 MEAN_COSINE = {"onnx": 0.99999, "onnx-int8": 0.985}
+# The same text embedded in a batch and alone (measured: int8 min ~0.985).
+SELF_COSINE = {"torch": 0.9999, "onnx": 0.9999, "onnx-int8": 0.97}
 INTENTS = [
     "card_arrival",
     "lost_or_stolen_card",
@@ -80,11 +82,16 @@ def test_shapes_and_normalisation(embedders: dict[str, Embedder], variant: str) 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_batching_keeps_input_order(embedders: dict[str, Embedder], variant: str) -> None:
-    texts = [f"{'very ' * (i % 7)}long request number {i}" for i in range(70)]  # > batch size
+def test_batching_keeps_input_order(
+    embedders: dict[str, Embedder], banking: list[tuple[str, str]], variant: str
+) -> None:
+    texts = [text for text, _ in banking[::44]]  # 70 texts of mixed length: > one batch
     batched = embedders[variant].embed(texts)
     one_by_one = np.stack([embedders[variant].embed_query(t) for t in texts])
-    assert (batched * one_by_one).sum(axis=1).min() > 0.999
+    similarity = batched @ one_by_one.T
+    assert (similarity.argmax(axis=1) == np.arange(len(texts))).all()
+    # int8 quantises activations with per-batch scales: a text alone differs slightly
+    assert similarity.diagonal().min() >= SELF_COSINE[variant]
 
 
 @pytest.mark.slow
