@@ -85,8 +85,10 @@ class EdgeStore(VectorStore):
             self.path, _config(dim, quantize, max_segment_points)
         )
         self._ensure_payload_indexes()
-        info = self._engine.info()
-        self._unindexed = max(0, info.points_count - info.indexed_vectors_count)
+        # Points written since the last optimize() in this process. A tail left unindexed by an
+        # earlier process is picked up by the next step (info() cannot tell it apart: it counts
+        # the dense and the sparse vector of a point separately).
+        self._unindexed = 0
 
     # --- writes
 
@@ -162,7 +164,7 @@ class EdgeStore(VectorStore):
                     qe.Prefetch(limit=limit, query=dense, filter=selector, params=self._params),
                     qe.Prefetch(limit=limit, query=sparse, filter=selector),
                 ],
-                query=qe.Fusion.Rrf(k=bm25.RRF_K),
+                query=qe.Fusion.Rrf(k=bm25.RRF_K),  # type: ignore[arg-type]  # stub lists Fusion
                 filter=selector,
                 with_payload=True,
                 with_vector=with_vectors,
@@ -298,7 +300,7 @@ def _condition(condition: pl.Condition) -> qe.FieldCondition:
         return qe.FieldCondition(condition.key, range=bounds)
     values = condition.values
     one = len(values) == 1
-    match = qe.MatchValue(_scalar(values[0])) if one else qe.MatchAny(list(values))
+    match = qe.MatchValue(_scalar(values[0])) if one else qe.MatchAny(list(values))  # type: ignore[arg-type]
     return qe.FieldCondition(condition.key, match=match)
 
 
