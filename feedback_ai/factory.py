@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from feedback_ai.config import Settings, StoreBackend
 from feedback_ai.embed._base import Embedder
-from feedback_ai.nlp._base import TextProcessor
+from feedback_ai.nlp._base import ProcessedText, TextProcessor
 from feedback_ai.records import SCOPES, Records
 from feedback_ai.service import FeedbackService
 from feedback_ai.store._base import VectorStore
@@ -42,6 +43,19 @@ def make_text_processor(settings: Settings) -> TextProcessor:
     return build(settings)
 
 
+class LazyTextProcessor:
+    """Loads spaCy on the first `process()`: readers (search, the distributed API) never pay."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._inner: TextProcessor | None = None
+
+    def process(self, texts: Sequence[str]) -> list[ProcessedText]:
+        if self._inner is None:
+            self._inner = make_text_processor(self._settings)
+        return self._inner.process(texts)
+
+
 def build_service(
     settings: Settings,
     *,
@@ -58,7 +72,7 @@ def build_service(
         records=records or Records(settings.resolved_database_url),
         store=store or make_store(settings, embedder.dim),
         embedder=embedder,
-        nlp=nlp or make_text_processor(settings),
+        nlp=nlp or LazyTextProcessor(settings),
     )
 
 

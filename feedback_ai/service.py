@@ -214,7 +214,7 @@ class FeedbackService:
             text=req.query if hybrid else None,
         )
         if hybrid:  # keep the fused order, report the cosine similarity as the score
-            found = [replace(m, score=float(np.dot(m.vector, vector))) for m in found]
+            found = [replace(m, score=_cosine(m.vector, vector)) for m in found]
         groups = group_by_item(found)
         if req.collapse_duplicates:
             hits = collapse(groups, req.collapse_threshold)
@@ -305,6 +305,12 @@ def to_store_filter(f: Filters | None) -> SearchFilter | None:
         rating_max=f.rating_max,
         metadata=f.metadata,
     )
+
+
+def _cosine(a: np.ndarray | None, b: np.ndarray) -> float:
+    if a is None:  # the store returns vectors when asked; guard the contract anyway
+        raise RuntimeError("hybrid search needs the mention vectors")
+    return float(np.dot(a, b))
 
 
 def group_by_item(found: list[ScoredMention]) -> list[list[ScoredMention]]:

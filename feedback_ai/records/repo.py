@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy import Table, create_engine, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -188,6 +188,7 @@ class Records:
     def _upsert_items(s: Session, rows: list[dict[str, Any]]) -> None:
         """INSERT ... ON CONFLICT (id) DO UPDATE: one statement per 500 rows, race-free."""
         table = Item.__table__
+        assert isinstance(table, Table)
         insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
         for start in range(0, len(rows), 500):
             stmt = insert(table).values(rows[start : start + 500])
