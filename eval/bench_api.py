@@ -169,6 +169,7 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, default=ROOT / "var" / "bench_api")
     args = ap.parse_args()
 
+    load_start = os.getloadavg()[0]
     data_dir = args.data_dir / str(args.n)
     shutil.rmtree(data_dir, ignore_errors=True)
     settings = Settings(data_dir=data_dir, store_backend=StoreBackend.edge)
@@ -192,6 +193,7 @@ def main() -> None:
         "embed_plus_raw_search": raw,
         "api_p50_over_raw_p50": api["p50_ms"] / raw["p50_ms"],
         "machine": f"{os.cpu_count()} cores",
+        "load_avg_start_end": [round(load_start, 2), round(os.getloadavg()[0], 2)],
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
