@@ -38,11 +38,18 @@ def load_tokenizer(model_dir: Path, max_seq_length: int):
     return tokenizer
 
 
-def create_session(onnx_path: Path, threads: int | None = None):
-    """An ONNX Runtime CPU session: intra-op threads = usable CPUs, no inter-op pool."""
+def create_session(onnx_path: Path, threads: int | None = None, spin: bool = False):
+    """An ONNX Runtime CPU session: intra-op threads = usable CPUs, no inter-op pool.
+
+    Worker threads sleep between ops instead of spin-waiting (`spin=False`): on a 2-core box shared
+    with the API, workers and the store, spinning burnt half the CPU time and halved throughput
+    under load; on an idle box it made no measurable difference (eval/results/bench_embed.md).
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.intra_op_num_threads = threads or cpu_threads()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -65,12 +72,13 @@ class OnnxEmbedder(Embedder):
         max_seq_length: int = 256,
         batch_size: int = 64,
         threads: int | None = None,
+        spin: bool = False,
     ) -> None:
         super().__init__(batch_size)
         self.name, self.variant, self.dim = name, variant, dim
         self.onnx_path = Path(onnx_path)
         self.tokenizer = load_tokenizer(Path(model_dir), max_seq_length)
-        self.session = create_session(self.onnx_path, threads)
+        self.session = create_session(self.onnx_path, threads, spin)
         self._input_names = {i.name for i in self.session.get_inputs()}
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
