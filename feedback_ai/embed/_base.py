@@ -13,6 +13,7 @@ class Embedder(abc.ABC):
 
     name: str
     dim: int
+    variant: str = ""  # "torch", "onnx", "onnx-int8": variants give slightly different vectors
 
     def __init__(self, batch_size: int = 64) -> None:
         self.batch_size = batch_size
