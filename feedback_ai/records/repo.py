@@ -186,14 +186,14 @@ class Records:
 
     @staticmethod
     def _upsert_items(s: Session, rows: list[dict[str, Any]]) -> None:
-        """INSERT ... ON CONFLICT (id) DO UPDATE: one statement per 500 rows, race-free."""
+        """INSERT ... ON CONFLICT (id) DO UPDATE for every row: race-free against other writers."""
         table = Item.__table__
         assert isinstance(table, Table)
         insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
-        for start in range(0, len(rows), 500):
-            stmt = insert(table).values(rows[start : start + 500])
-            changed = {k: stmt.excluded[k] for k in rows[0] if k not in ("id", "workspace_id")}
-            s.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=changed))
+        stmt = insert(table)
+        changed = {k: stmt.excluded[k] for k in rows[0] if k not in ("id", "workspace_id")}
+        # executemany of one cached statement: a multi-VALUES insert recompiles per chunk
+        s.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=changed), rows)
 
     def items_to_process(self, job_id: str, item_ids: Sequence[str]) -> list[Item]:
         """Re-fetch a task's items; items already processed for this job are skipped (replay)."""
@@ -214,17 +214,17 @@ class Records:
             return items
 
     def mark_stored(self, job_id: str, done: Sequence[ProcessedItem], keep_raw: bool) -> None:
+        if not done:
+            return
+        rows: list[dict[str, Any]] = []
+        for p in done:
+            row: dict[str, Any] = {"id": p.item_id, "status": "stored", "error": None}
+            row.update(mention_count=p.mention_count, pii=p.pii, updated_at=utcnow())
+            if not keep_raw:
+                row["text"] = p.text
+            rows.append(row)
         with self.session() as s, s.begin():
-            for p in done:
-                values: dict[str, Any] = {
-                    "status": "stored",
-                    "error": None,
-                    "mention_count": p.mention_count,
-                    "pii": p.pii,
-                }
-                if not keep_raw:
-                    values["text"] = p.text
-                s.execute(update(Item).where(Item.id == p.item_id).values(**values))
+            s.execute(update(Item), rows)  # ORM bulk UPDATE by primary key (executemany)
             s.execute(
                 update(JobItem)
                 .where(JobItem.job_id == job_id, JobItem.item_id.in_([p.item_id for p in done]))
