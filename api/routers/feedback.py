@@ -11,6 +11,7 @@ from api.deps import DispatchDep, IngestAuth, ReadAuth, ServiceDep
 from feedback_ai.errors import InvalidInput, PayloadTooLarge
 from feedback_ai.importers import guess_format, parse_mapping, read_rows
 from feedback_ai.schemas import FeedbackOut, ItemError
+from feedback_ai.service import Submission
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
 
@@ -42,15 +43,7 @@ def ingest(
         raise PayloadTooLarge(f"batch has {len(batch.items)} items; the maximum is {limit}")
     if not batch.items:
         raise InvalidInput("items is empty", {"field": "items"})
-    result = service.submit(principal.workspace, batch.items, dispatch)
-    if result.job_id is None:
-        raise InvalidInput("no valid item in the batch", [e.model_dump() for e in result.rejected])
-    return Accepted(
-        job_id=result.job_id,
-        accepted=result.accepted,
-        merged=result.merged,
-        rejected=result.rejected,
-    )
+    return _accepted(service.submit(principal.workspace, batch.items, dispatch), "item")
 
 
 @router.post("/import", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
@@ -73,9 +66,14 @@ def import_file(
         raise PayloadTooLarge(f"upload is {declared} bytes; the maximum is {limit}")
     fmt = guess_format(file.filename, format)
     rows = read_rows(file.file, fmt, parse_mapping(mapping), source, limit)
-    result = service.submit_rows(principal.workspace, rows, dispatch)
-    if result.job_id is None:
-        raise InvalidInput("no valid row in the file", [e.model_dump() for e in result.rejected])
+    return _accepted(service.submit_rows(principal.workspace, rows, dispatch), "row")
+
+
+def _accepted(result: Submission, unit: str) -> Accepted:
+    if result.job_id is None:  # nothing valid: 422 with every reason
+        raise InvalidInput(
+            f"no valid {unit} in the request", [e.model_dump() for e in result.rejected]
+        )
     return Accepted(
         job_id=result.job_id,
         accepted=result.accepted,
