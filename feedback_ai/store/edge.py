@@ -72,15 +72,7 @@ class EdgeStore(VectorStore):
         self.dim = dim
         self.index_every = index_every
         self._lock = threading.RLock()
-        # Quantised search: rescore twice the candidates with the originals (recall@10 0.95 -> 0.98
-        # at 50k points in eval/bench_store.py's data).
-        self._params = (
-            qe.SearchParams(
-                quantization=qe.QuantizationSearchParams(rescore=True, oversampling=2.0)
-            )
-            if quantize
-            else None
-        )
+        self._params = _search_params(quantize)
         self._shard: qe.EdgeShard | None = _open_shard(
             self.path, _config(dim, quantize, max_segment_points)
         )
@@ -239,6 +231,18 @@ class EdgeStore(VectorStore):
 def _dense(vector: Any) -> Any:
     """The dense part of a returned vector (named vectors come back as a dict)."""
     return vector.get(bm25.DENSE) if isinstance(vector, dict) else vector
+
+
+def _search_params(quantize: bool) -> qe.SearchParams:
+    """ACORN: a filter matching under ~40% of a segment (but more points than a brute-force scan
+    takes) makes plain HNSW traversal lose its way; ACORN also walks neighbours' neighbours.
+    Measured at 1M points: recall@10 0.11 -> 0.99 at 6% selectivity, 0.71 -> 0.99 at 25%.
+    Quantised: rescore twice the candidates with the originals (recall@10 0.95 -> 0.98)."""
+    acorn = qe.AcornSearchParams(enable=True)
+    if not quantize:
+        return qe.SearchParams(acorn=acorn)
+    rescore = qe.QuantizationSearchParams(rescore=True, oversampling=2.0)
+    return qe.SearchParams(quantization=rescore, acorn=acorn)
 
 
 def _open_shard(path: Path, config: qe.EdgeConfig) -> qe.EdgeShard:

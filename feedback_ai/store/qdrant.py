@@ -55,6 +55,11 @@ class QdrantStore(VectorStore):
         self._lock: contextlib.AbstractContextManager[Any] = (
             threading.RLock() if self.local else contextlib.nullcontext()
         )
+        # ACORN for selective filters, as in EdgeStore; local mode searches exactly and warns
+        # about any search parameter, so it gets none.
+        self._params = (
+            None if self.local else models.SearchParams(acorn=models.AcornSearchParams(enable=True))
+        )
         self._ensure_collection()
 
     # --- writes
@@ -101,7 +106,7 @@ class QdrantStore(VectorStore):
             sparse = models.SparseVector(indices=indices, values=values)
             hybrid = {
                 "prefetch": [
-                    models.Prefetch(query=dense, filter=selector, limit=limit),
+                    models.Prefetch(query=dense, filter=selector, limit=limit, params=self._params),
                     models.Prefetch(query=sparse, using=bm25.SPARSE, filter=selector, limit=limit),
                 ],
                 "query": models.RrfQuery(rrf=models.Rrf(k=bm25.RRF_K)),
@@ -113,6 +118,7 @@ class QdrantStore(VectorStore):
                 limit=limit,
                 with_payload=True,
                 with_vectors=[bm25.DENSE] if with_vectors else False,
+                search_params=self._params,
                 **hybrid,
             )
         return [
