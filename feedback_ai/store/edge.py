@@ -5,12 +5,13 @@ segment, and HNSW graphs are built only when `optimize()` runs. So this store ca
 itself, inside the `upsert` that brings the count of points written since the last run to
 `index_every`; the brute-force tail a search scans stays below that. Each run indexes the new
 points into the smallest indexed segment (the engine extends its graph rather than rebuilding
-it) as long as that segment stays under `max_segment_points`, then starts a new one. A run costs
-time in proportion to the segment it grows (measured on 2 cores, 384 dims: about 4 s at 10k
-points, 14 s at 100k), and each segment adds about 1 ms to a search, hence the cap. Call
-`optimize()` yourself when a burst of writes ends (to index the tail and vacuum deleted points);
-`close()` does not optimize. `optimize()` flushes after it changes anything: the engine keeps
-replaced segments memory-mapped until the next flush (2.6 GB RSS at 100k points without it).
+it) while that segment stays under `max_segment_points`, then starts a new one. A run costs time
+in proportion to the segment it grows: measured on 2 cores at 384 dims, from ~2 s on a fresh
+segment to ~10 s at 100k points and ~20-40 s near 200k (eval/results/bench_store.md). Segments
+are searched one by one, so the cap trades those steps against search latency. Call `optimize()`
+yourself when a burst of writes ends (to index the tail and vacuum deleted points); `close()`
+does not optimize. `optimize()` flushes after it changes anything: the engine keeps replaced
+segments memory-mapped until the next flush (2.6 GB RSS at 100k points without it).
 
 Threads. Every engine call holds the GIL for its whole duration (measured with 0.9.0), so an
 `optimize()` stalls every Python thread of the process, searches included, while it runs: that
@@ -18,10 +19,14 @@ is why indexing happens in bounded steps. The engine object works from any threa
 serialises the calls (the GIL serialises them already) so that `close()` never races a call.
 One open store per directory: the engine locks its WAL, and a second open raises `Unavailable`.
 
+Filters. Payload indexes carry no extra HNSW links (`enable_hnsw=False`: they multiplied the
+build time). A filter matching few points is answered by scoring its matches exactly; one
+matching a larger share of a segment uses ACORN (see `_search_params`).
+
 Memory. By default (`quantize=True`) int8 copies of the vectors are pinned in RAM for the
 search, the float32 originals stay cold on disk, and 2x the candidates are rescored with them:
-against float32 vectors warmed into the page cache (`quantize=False`) it measured faster index
-builds and searches, less RSS and the same recall@10 (eval/results/bench_store.md).
+against float32 vectors warmed into the page cache (`quantize=False`) it measured about half
+the index build CPU, faster searches, less RSS and the same recall@10.
 """
 
 from __future__ import annotations
