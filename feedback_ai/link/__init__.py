@@ -1,0 +1,1 @@
+"""Linking feedback to known themes and roadmap items: matching, calibration, decisions."""
