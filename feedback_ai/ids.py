@@ -2,7 +2,8 @@
 
 item id  = UUID5(NAMESPACE, "item:{workspace}:{source}:{external_id}")  when external_id is given,
            UUID5(NAMESPACE, "hash:{workspace}:{source}:{sha256(text)}")   otherwise;
-point id = UUID5(NAMESPACE, "mention:{item_id}:{index}").
+point id = UUID5(NAMESPACE, "mention:{item_id}:{index}");
+theme point id = UUID5(NAMESPACE, "theme:{workspace}:{theme_id}").
 """
 
 from __future__ import annotations
@@ -27,3 +28,7 @@ def item_id(workspace: str, source: str, external_id: str | None, text: str) -> 
 
 def mention_id(item_id: str, index: int) -> str:
     return str(uuid.uuid5(NAMESPACE, f"mention:{item_id}:{index}"))
+
+
+def theme_point_id(workspace: str, theme_id: str) -> str:
+    return str(uuid.uuid5(NAMESPACE, f"theme:{workspace}:{theme_id}"))

@@ -1,5 +1,8 @@
 """The vector-store contract. Every Qdrant call of the project lives in `feedback_ai/store/`.
 
+Two collections per engine: *mentions* (the feedback) and *themes* (one centroid per theme, for
+live assignment and the theme tree).
+
 A *mention* is one embedded span of a feedback item (short feedback: one mention; long feedback:
 one per sentence group). Each mention is one point; its payload carries the parent `item_id` and
 the item's filterable fields, so a search can filter and group by item without a second lookup.
@@ -11,7 +14,7 @@ workspaces.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -66,6 +69,23 @@ class ScoredMention:
     vector: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class ThemePoint:
+    """A theme's centroid. `theme_id` is the registry's id; the point id derives from it."""
+
+    workspace: str
+    theme_id: str
+    vector: np.ndarray  # float32, L2-normalised, shape (dim,)
+    label: str = ""
+    status: str = "active"
+
+
+@dataclass(frozen=True)
+class ThemeHit:
+    theme_id: str
+    score: float  # cosine similarity to the centroid
+
+
 class VectorStore(abc.ABC):
     """Narrow interface over a Qdrant engine; one collection of mention points."""
 
@@ -100,6 +120,38 @@ class VectorStore(abc.ABC):
     @abc.abstractmethod
     def count(self, workspace: str, filter: SearchFilter | None = None) -> int:
         """Exact number of mentions in the workspace matching the filter."""
+
+    @abc.abstractmethod
+    def scroll(
+        self, workspace: str, with_vectors: bool = True, page: int = 1_000
+    ) -> Iterator[list[ScoredMention]]:
+        """Every mention of the workspace, a page at a time (score 1.0): what a refit reads."""
+
+    @abc.abstractmethod
+    def retrieve(
+        self, workspace: str, point_ids: Sequence[str], with_vectors: bool = True
+    ) -> list[ScoredMention]:
+        """These mentions of this workspace (unknown ids and other workspaces' are skipped)."""
+
+    # --- theme centroids
+
+    @abc.abstractmethod
+    def upsert_themes(self, themes: Sequence[ThemePoint]) -> None:
+        """Insert or overwrite theme centroids by (workspace, theme_id)."""
+
+    @abc.abstractmethod
+    def delete_themes(self, workspace: str, theme_ids: Sequence[str]) -> None:
+        """Remove these theme centroids."""
+
+    @abc.abstractmethod
+    def list_themes(self, workspace: str) -> list[ThemePoint]:
+        """Every theme centroid of the workspace."""
+
+    @abc.abstractmethod
+    def nearest_themes(
+        self, workspace: str, vectors: np.ndarray, limit: int = 1
+    ) -> list[list[ThemeHit]]:
+        """For each row of `vectors` (n, dim): the nearest active theme centroids, best first."""
 
     def flush(self) -> None:  # noqa: B027 - optional hook
         """Persist pending writes (embedded engines)."""

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from feedback_ai.errors import InvalidInput
-from feedback_ai.store._base import MentionPoint, ScoredMention, SearchFilter
+from feedback_ai.store._base import MentionPoint, ScoredMention, SearchFilter, ThemePoint
 
 Scalar = str | int | bool
 
@@ -117,6 +117,33 @@ def to_scored(
         payload=payload,
         vector=None if vector is None else np.asarray(vector, dtype=np.float32),
     )
+
+
+def theme_payload(theme: ThemePoint) -> dict[str, Any]:
+    return {
+        "workspace": theme.workspace,
+        "theme_id": theme.theme_id,
+        "label": theme.label,
+        "status": theme.status,
+    }
+
+
+def to_theme(payload: dict[str, Any], vector: Any) -> ThemePoint:
+    return ThemePoint(
+        workspace=payload["workspace"],
+        theme_id=payload["theme_id"],
+        vector=np.asarray(vector, dtype=np.float32),
+        label=payload.get("label", ""),
+        status=payload.get("status", "active"),
+    )
+
+
+def vector_rows(vectors: np.ndarray, dim: int) -> np.ndarray:
+    """A (n, dim) float32 matrix of query vectors, or InvalidInput."""
+    array = np.asarray(vectors, dtype=np.float32)
+    if array.ndim != 2 or array.shape[1] != dim:
+        raise InvalidInput(f"vectors have shape {array.shape}, expected (n, {dim})")
+    return array
 
 
 def by_mention_index(mentions: list[ScoredMention]) -> list[ScoredMention]:

@@ -19,6 +19,9 @@ is why indexing happens in bounded steps. The engine object works from any threa
 serialises the calls (the GIL serialises them already) so that `close()` never races a call.
 One open store per directory: the engine locks its WAL, and a second open raises `Unavailable`.
 
+Themes. Theme centroids live in a second, small shard beside the first (`<path>-themes`): float32
+vectors, no quantisation, searched exactly (a few thousand points at most).
+
 Filters. Payload indexes carry no extra HNSW links (`enable_hnsw=False`: they multiplied the
 build time). A filter matching few points is answered by scoring its matches exactly; one
 matching a larger share of a segment uses ACORN (see `_search_params`).
@@ -40,6 +43,7 @@ from typing import Any
 import numpy as np
 import qdrant_edge as qe
 
+from feedback_ai import ids
 from feedback_ai.errors import Unavailable
 from feedback_ai.store import _bm25 as bm25
 from feedback_ai.store import _payload as pl
@@ -49,6 +53,8 @@ from feedback_ai.store._base import (
     MentionPoint,
     ScoredMention,
     SearchFilter,
+    ThemeHit,
+    ThemePoint,
     VectorStore,
 )
 
@@ -81,6 +87,7 @@ class EdgeStore(VectorStore):
         self._shard: qe.EdgeShard | None = _open_shard(
             self.path, _config(dim, quantize, max_segment_points)
         )
+        self._themes: qe.EdgeShard | None = _open_shard(themes_path(self.path), _themes_config(dim))
         self._ensure_payload_indexes()
         # Points written since the last optimize() in this process. A tail left unindexed by an
         # earlier process is picked up by the next step (info() cannot tell it apart: it counts
@@ -126,9 +133,10 @@ class EdgeStore(VectorStore):
 
     def close(self) -> None:
         with self._lock:
-            if self._shard is not None:
-                self._shard.close()
-                self._shard = None
+            for shard in (self._shard, self._themes):
+                if shard is not None:
+                    shard.close()
+            self._shard = self._themes = None
 
     # --- reads
 
@@ -187,6 +195,100 @@ class EdgeStore(VectorStore):
         with self._open() as shard:
             return shard.count(request)
 
+    def scroll(
+        self, workspace: str, with_vectors: bool = True, page: int = _SCROLL_PAGE
+    ) -> Iterator[list[ScoredMention]]:
+        selector = _filter(pl.conditions(workspace))
+        offset = None
+        while True:  # the lock is released between pages: writers are not held up by a refit
+            request = qe.ScrollRequest(
+                offset=offset,
+                limit=page,
+                filter=selector,
+                with_payload=True,
+                with_vector=[bm25.DENSE] if with_vectors else False,
+            )
+            with self._open() as shard:
+                records, offset = shard.scroll(request)
+            yield [pl.to_scored(r.id, 1.0, r.payload or {}, _dense(r.vector)) for r in records]
+            if offset is None:
+                return
+
+    def retrieve(
+        self, workspace: str, point_ids: Sequence[str], with_vectors: bool = True
+    ) -> list[ScoredMention]:
+        if not point_ids:
+            return []
+        wanted = [bm25.DENSE] if with_vectors else False
+        with self._open() as shard:
+            records = shard.retrieve(list(point_ids), with_payload=True, with_vector=wanted)
+        found = [pl.to_scored(r.id, 1.0, r.payload or {}, _dense(r.vector)) for r in records]
+        return [m for m in found if m.workspace == workspace]
+
+    # --- theme centroids
+
+    def upsert_themes(self, themes: Sequence[ThemePoint]) -> None:
+        if not themes:
+            return
+        batch = [
+            qe.Point(
+                ids.theme_point_id(t.workspace, t.theme_id),
+                {bm25.DENSE: pl.vector_list(t.vector, self.dim)},
+                pl.theme_payload(t),
+            )
+            for t in themes
+        ]
+        with self._open_themes() as shard:
+            shard.update(qe.UpdateOperation.upsert_points(batch))
+
+    def delete_themes(self, workspace: str, theme_ids: Sequence[str]) -> None:
+        if not theme_ids:
+            return
+        point_ids = [ids.theme_point_id(workspace, t) for t in theme_ids]
+        with self._open_themes() as shard:
+            shard.update(qe.UpdateOperation.delete_points(point_ids))  # type: ignore[arg-type]
+
+    def list_themes(self, workspace: str) -> list[ThemePoint]:
+        selector = _filter(pl.conditions(workspace))
+        out: list[ThemePoint] = []
+        offset = None
+        with self._open_themes() as shard:
+            while True:
+                request = qe.ScrollRequest(
+                    offset=offset,
+                    limit=_SCROLL_PAGE,
+                    filter=selector,
+                    with_payload=True,
+                    with_vector=True,
+                )
+                page, offset = shard.scroll(request)
+                out.extend(pl.to_theme(r.payload or {}, _dense(r.vector)) for r in page)
+                if offset is None:
+                    return out
+
+    def nearest_themes(
+        self, workspace: str, vectors: np.ndarray, limit: int = 1
+    ) -> list[list[ThemeHit]]:
+        rows = pl.vector_rows(vectors, self.dim)
+        if not len(rows):
+            return []
+        selector = _filter(pl.conditions(workspace))
+        requests = [
+            qe.QueryRequest(
+                limit=limit,
+                query=qe.Query.Nearest(row.tolist()),
+                filter=selector,
+                with_payload=["theme_id"],
+            )
+            for row in rows
+        ]
+        with self._open_themes() as shard:
+            results = shard.query_batch(qe.QueryBatchRequest(requests))
+        return [
+            [ThemeHit((h.payload or {})["theme_id"], float(h.score)) for h in hits]
+            for hits in results
+        ]
+
     def ready(self) -> bool:
         return self._shard is not None
 
@@ -212,6 +314,13 @@ class EdgeStore(VectorStore):
         with self._lock:
             yield self._engine
 
+    @contextmanager
+    def _open_themes(self) -> Iterator[qe.EdgeShard]:
+        with self._lock:
+            if self._themes is None:
+                raise Unavailable("the edge store is closed")
+            yield self._themes
+
     def _scroll(self, selector: qe.Filter) -> list[Any]:
         records: list[Any] = []
         offset = None
@@ -231,6 +340,10 @@ class EdgeStore(VectorStore):
             for name, schema in _payload_indexes().items():
                 if name not in existing:
                     shard.update(qe.UpdateOperation.create_field_index(name, schema))
+        with self._open_themes() as shard:
+            if "workspace" not in shard.info().payload_schema:
+                tenant = qe.KeywordIndexParams(is_tenant=True, enable_hnsw=False)
+                shard.update(qe.UpdateOperation.create_field_index("workspace", tenant))
 
 
 def _dense(vector: Any) -> Any:
@@ -260,6 +373,16 @@ def _open_shard(path: Path, config: qe.EdgeConfig) -> qe.EdgeShard:
         if "WouldBlock" in str(exc):  # its WAL lock: one open shard per directory
             raise Unavailable(f"the edge shard at {path} is open elsewhere") from exc
         raise
+
+
+def themes_path(path: Path) -> Path:
+    """Where the theme centroids' shard lives: beside the mentions' shard."""
+    return path.with_name(f"{path.name}-themes")
+
+
+def _themes_config(dim: int) -> qe.EdgeConfig:
+    vectors = qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)
+    return qe.EdgeConfig(vectors={bm25.DENSE: vectors})
 
 
 def _config(dim: int, quantize: bool, max_segment_points: int) -> qe.EdgeConfig:

@@ -5,7 +5,7 @@ qdrant-client's local mode. Local mode is a pure-Python stand-in used by the tes
 brute force, ignores payload indexes and search parameters, and is not thread-safe, so this
 store serialises calls with a lock in local mode only. Against a server, calls run concurrently
 and every write waits for the server to apply it (`wait=True`), so a search right after an
-upsert sees it.
+upsert sees it. Theme centroids live in a second collection, `<collection>_themes`.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 from qdrant_client import QdrantClient, models
 
+from feedback_ai import ids
 from feedback_ai.store import _bm25 as bm25
 from feedback_ai.store import _payload as pl
 from feedback_ai.store._base import (
@@ -27,6 +28,8 @@ from feedback_ai.store._base import (
     MentionPoint,
     ScoredMention,
     SearchFilter,
+    ThemeHit,
+    ThemePoint,
     VectorStore,
 )
 
@@ -45,6 +48,7 @@ class QdrantStore(VectorStore):
     ) -> None:
         self.dim = dim
         self.collection = collection
+        self.themes_collection = f"{collection}_themes"
         self.local = not location.startswith(("http://", "https://"))
         if not self.local:
             self._client = QdrantClient(url=location, api_key=api_key)
@@ -154,6 +158,98 @@ class QdrantStore(VectorStore):
             )
         return result.count
 
+    def scroll(
+        self, workspace: str, with_vectors: bool = True, page: int = _SCROLL_PAGE
+    ) -> Iterator[list[ScoredMention]]:
+        selector = _filter(pl.conditions(workspace))
+        offset = None
+        while True:
+            with self._lock:
+                records, offset = self._client.scroll(
+                    self.collection,
+                    scroll_filter=selector,
+                    limit=page,
+                    offset=offset,
+                    with_vectors=[bm25.DENSE] if with_vectors else False,
+                )
+            yield [pl.to_scored(r.id, 1.0, r.payload or {}, _dense(r.vector)) for r in records]
+            if offset is None:
+                return
+
+    def retrieve(
+        self, workspace: str, point_ids: Sequence[str], with_vectors: bool = True
+    ) -> list[ScoredMention]:
+        if not point_ids:
+            return []
+        with self._lock:
+            records = self._client.retrieve(
+                self.collection,
+                list(point_ids),
+                with_vectors=[bm25.DENSE] if with_vectors else False,
+            )
+        found = [pl.to_scored(r.id, 1.0, r.payload or {}, _dense(r.vector)) for r in records]
+        return [m for m in found if m.workspace == workspace]
+
+    # --- theme centroids
+
+    def upsert_themes(self, themes: Sequence[ThemePoint]) -> None:
+        if not themes:
+            return
+        structs = [
+            models.PointStruct(
+                id=ids.theme_point_id(t.workspace, t.theme_id),
+                vector=pl.vector_list(t.vector, self.dim),
+                payload=pl.theme_payload(t),
+            )
+            for t in themes
+        ]
+        with self._lock:
+            self._client.upsert(self.themes_collection, points=structs, wait=True)
+
+    def delete_themes(self, workspace: str, theme_ids: Sequence[str]) -> None:
+        if not theme_ids:
+            return
+        selector = models.PointIdsList(points=[ids.theme_point_id(workspace, t) for t in theme_ids])
+        with self._lock:
+            self._client.delete(self.themes_collection, points_selector=selector, wait=True)
+
+    def list_themes(self, workspace: str) -> list[ThemePoint]:
+        selector = _filter(pl.conditions(workspace))
+        out: list[ThemePoint] = []
+        offset = None
+        with self._lock:
+            while True:
+                page, offset = self._client.scroll(
+                    self.themes_collection,
+                    scroll_filter=selector,
+                    limit=_SCROLL_PAGE,
+                    offset=offset,
+                    with_vectors=True,
+                )
+                out.extend(pl.to_theme(r.payload or {}, r.vector) for r in page)
+                if offset is None:
+                    return out
+
+    def nearest_themes(
+        self, workspace: str, vectors: np.ndarray, limit: int = 1
+    ) -> list[list[ThemeHit]]:
+        rows = pl.vector_rows(vectors, self.dim)
+        if not len(rows):
+            return []
+        selector = _filter(pl.conditions(workspace))
+        requests = [
+            models.QueryRequest(
+                query=row.tolist(), filter=selector, limit=limit, with_payload=["theme_id"]
+            )
+            for row in rows
+        ]
+        with self._lock:
+            responses = self._client.query_batch_points(self.themes_collection, requests)
+        return [
+            [ThemeHit((h.payload or {})["theme_id"], float(h.score)) for h in r.points]
+            for r in responses
+        ]
+
     def ready(self) -> bool:
         try:
             with self._lock:
@@ -164,6 +260,7 @@ class QdrantStore(VectorStore):
     # --- internals
 
     def _ensure_collection(self) -> None:
+        self._ensure_themes_collection()
         with self._lock:
             if self._client.collection_exists(self.collection):
                 return
@@ -183,6 +280,25 @@ class QdrantStore(VectorStore):
                     self._client.create_payload_index(
                         self.collection, name, field_schema=schema, wait=True
                     )
+
+    def _ensure_themes_collection(self) -> None:
+        with self._lock:
+            if self._client.collection_exists(self.themes_collection):
+                return
+            self._client.create_collection(
+                self.themes_collection,
+                vectors_config=models.VectorParams(size=self.dim, distance=models.Distance.COSINE),
+            )
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Payload indexes have no effect", UserWarning)
+                self._client.create_payload_index(
+                    self.themes_collection,
+                    "workspace",
+                    field_schema=models.KeywordIndexParams(
+                        type=models.KeywordIndexType.KEYWORD, is_tenant=True
+                    ),
+                    wait=True,
+                )
 
 
 def _dense(vector: Any) -> Any:

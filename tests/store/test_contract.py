@@ -24,6 +24,7 @@ from feedback_ai.store import (
     SearchFilter,
     VectorStore,
 )
+from feedback_ai.store._base import ThemePoint
 from feedback_ai.store._payload import to_payload, to_point
 
 DIM = 16
@@ -368,3 +369,74 @@ def test_hybrid_respects_filters_and_workspaces(store: VectorStore) -> None:
     hits = store.search(WS, query, 10, text="refund", with_vectors=True)
     assert {h.workspace for h in hits} == {WS}
     assert all(h.vector is not None and h.vector.shape == (DIM,) for h in hits)
+
+
+# --- bulk reads (refits)
+
+
+def test_scroll_pages_through_every_mention_of_the_workspace(store: VectorStore) -> None:
+    ours, theirs = corpus(25), corpus(7, workspace=OTHER_WS, seed=1)
+    store.upsert(ours + theirs)
+    pages = list(store.scroll(WS, page=10))
+    assert [len(p) for p in pages] == [10, 10, 5]
+    seen = {m.id: m for page in pages for m in page}
+    assert set(seen) == {p.id for p in ours}
+    for p in ours:
+        assert seen[p.id].vector is not None
+        np.testing.assert_allclose(seen[p.id].vector, p.vector, atol=1e-5)
+        assert seen[p.id].payload == to_payload(p)
+    bare = [m for page in store.scroll(WS, with_vectors=False) for m in page]
+    assert len(bare) == 25 and all(m.vector is None for m in bare)
+    assert list(store.scroll("nobody")) == [[]]
+
+
+def test_retrieve_returns_only_this_workspaces_points(store: VectorStore) -> None:
+    ours, theirs = corpus(5), corpus(5, workspace=OTHER_WS, seed=1)
+    store.upsert(ours + theirs)
+    wanted = [ours[1].id, ours[3].id, theirs[0].id, ids.mention_id("missing", 0)]
+    found = {m.id: m for m in store.retrieve(WS, wanted)}
+    assert set(found) == {ours[1].id, ours[3].id}
+    np.testing.assert_allclose(found[ours[3].id].vector, ours[3].vector, atol=1e-5)
+    assert store.retrieve(WS, []) == []
+
+
+# --- theme centroids
+
+
+def themes(n: int, workspace: str = WS, seed: int = 0) -> list[ThemePoint]:
+    vectors = unit(np.random.default_rng(seed), n)
+    return [ThemePoint(workspace, f"t{i}", vectors[i], label=f"theme {i}") for i in range(n)]
+
+
+def test_nearest_themes_ranks_centroids_by_cosine(store: VectorStore) -> None:
+    ours = themes(6)
+    store.upsert_themes(ours + themes(6, workspace=OTHER_WS, seed=1))
+    rng = np.random.default_rng(3)
+    queries = np.stack([ours[2].vector, ours[5].vector]) + 0.1 * unit(rng, 2)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    hits = store.nearest_themes(WS, queries, limit=3)
+
+    cosine = queries @ np.stack([t.vector for t in ours]).T
+    for row, found in zip(cosine, hits, strict=True):
+        order = np.argsort(-row)[:3]
+        assert [h.theme_id for h in found] == [f"t{i}" for i in order]
+        assert [h.score for h in found] == pytest.approx(row[order].tolist(), abs=1e-4)
+    assert store.nearest_themes("nobody", queries) == [[], []]
+    assert store.nearest_themes(WS, np.zeros((0, DIM), dtype=np.float32)) == []
+
+
+def test_theme_centroids_upsert_list_and_delete(store: VectorStore) -> None:
+    ours = themes(4)
+    store.upsert_themes(ours + themes(2, workspace=OTHER_WS))
+    moved = ThemePoint(WS, "t1", ours[0].vector, label="renamed", status="noise")
+    store.upsert_themes([moved])  # overwrite by theme id
+    listed = {t.theme_id: t for t in store.list_themes(WS)}
+    assert set(listed) == {"t0", "t1", "t2", "t3"}
+    assert (listed["t1"].label, listed["t1"].status) == ("renamed", "noise")
+    np.testing.assert_allclose(listed["t1"].vector, ours[0].vector, atol=1e-5)
+
+    store.delete_themes(WS, ["t0", "t1"])
+    assert {t.theme_id for t in store.list_themes(WS)} == {"t2", "t3"}
+    assert {t.theme_id for t in store.list_themes(OTHER_WS)} == {"t0", "t1"}
+    with pytest.raises(InvalidInput):
+        store.nearest_themes(WS, np.zeros((2, DIM + 1), dtype=np.float32))
