@@ -83,6 +83,21 @@ class Settings(BaseSettings):
     broker_visibility_timeout_s: int = Field(3600, ge=1)  # unacked message redelivery (Redis)
     embedded_workers: int = Field(1, ge=1)
 
+    # --- themes (refits, live assignment, emerging themes, alerts)
+    theme_fit_sample: int = Field(50_000, ge=100)  # refits fit on at most this many mentions
+    theme_seed: int = 42
+    theme_match_threshold: float = Field(0.8, gt=0, le=1)  # centroid cosine to keep an id
+    theme_assign_quantile: float = Field(0.05, ge=0, lt=1)  # live threshold (see themes/refit)
+    theme_min_mentions: int = Field(20, ge=2)  # fewer stored mentions: nothing to refit
+    theme_refit_every_s: int = Field(86_400, ge=60)  # Celery beat: refit every workspace
+    emerging_min_items: int = Field(10, ge=2)  # pool items that must gather to propose a theme
+    emerging_check_every: int = Field(50, ge=1)  # pool growth between two emerging checks
+    emerging_max_pool: int = Field(5_000, ge=10)  # most recent pool mentions clustered
+    alert_window_days: int = Field(7, ge=1)
+    alert_baseline_days: int = Field(28, ge=1)
+    alert_alpha: float = Field(0.01, gt=0, lt=1)  # family-wise, Bonferroni over themes
+    alert_min_items: int = Field(5, ge=1)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @cached_property
@@ -94,3 +109,8 @@ class Settings(BaseSettings):
     @property
     def vectors_dir(self) -> Path:
         return self.data_dir / "vectors"
+
+    @property
+    def themes_dir(self) -> Path:
+        """Saved theme models (BERTopic, safetensors) and their registry."""
+        return self.data_dir / "models" / "themes"

@@ -1,0 +1,467 @@
+"""SQL of the theme layer: registry state, assignments, the pool, audit, and aggregations.
+
+`ThemeRecords` shares the engine of `Records`. Every query filters on the workspace. Timestamps
+are stored in UTC (SQLite keeps them naive; they are read back as UTC).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from feedback_ai.errors import InvalidInput, NotFound
+from feedback_ai.records.repo import Records
+from feedback_ai.records.theme_models import (
+    LIVE_STATUSES,
+    ItemTheme,
+    JobRun,
+    PoolMention,
+    Taxonomy,
+    Theme,
+    ThemeConstraint,
+    ThemeEvent,
+)
+
+_ROW_FIELDS = ("created_at", "account_id", "revenue", "rating", "rating_scale")
+
+
+def utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@dataclass
+class Event:
+    theme_id: str | None
+    kind: str
+    other: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ThemeState:
+    """A theme as a refit or an edit leaves it. `label=None` keeps the stored label."""
+
+    theme_id: str
+    status: str = "active"
+    label: str | None = None
+    keywords: list[str] | None = None
+    quotes: list[dict[str, Any]] | None = None
+    items: int | None = None
+    mentions: int | None = None
+    origin: str = "refit"
+    merged_into: str | None = None
+    split_from: str | None = None
+    is_new: bool = False
+
+
+@dataclass
+class Window:
+    start: datetime
+    end: datetime
+
+
+class ThemeRecords:
+    def __init__(self, records: Records) -> None:
+        self.records = records
+        self.session = records.session
+
+    # --- registry state
+    def version(self, workspace: str) -> int:
+        with self.session() as s:
+            tax = s.get(Taxonomy, workspace)
+            return tax.version if tax else 0
+
+    def taxonomy(self, workspace: str) -> Taxonomy:
+        with self.session() as s:
+            return s.get(Taxonomy, workspace) or Taxonomy(workspace_id=workspace, version=0)
+
+    def themes(self, workspace: str, statuses: Sequence[str] = LIVE_STATUSES) -> list[Theme]:
+        with self.session() as s:
+            q = select(Theme).where(Theme.workspace_id == workspace, Theme.status.in_(statuses))
+            return list(s.scalars(q.order_by(Theme.id)))
+
+    def theme(self, workspace: str, theme_id: str) -> Theme:
+        with self.session() as s:
+            theme = s.get(Theme, theme_id)
+        if theme is None or theme.workspace_id != workspace:
+            raise NotFound(f"theme {theme_id} not found", {"theme_id": theme_id})
+        return theme
+
+    def members(self, workspace: str) -> dict[str, set[str]]:
+        """Item ids per theme (every origin)."""
+        out: dict[str, set[str]] = {}
+        with self.session() as s:
+            q = select(ItemTheme.theme_id, ItemTheme.item_id)
+            for theme_id, item_id in s.execute(q.where(ItemTheme.workspace_id == workspace)):
+                out.setdefault(theme_id, set()).add(item_id)
+        return out
+
+    def manual(self, workspace: str) -> dict[str, list[str]]:
+        """Items a person placed: item id -> theme ids."""
+        out: dict[str, list[str]] = {}
+        with self.session() as s:
+            q = select(ItemTheme.item_id, ItemTheme.theme_id).where(
+                ItemTheme.workspace_id == workspace, ItemTheme.origin == "manual"
+            )
+            for item_id, theme_id in s.execute(q):
+                out.setdefault(item_id, []).append(theme_id)
+        return out
+
+    def constraints(self, workspace: str, kind: str) -> list[ThemeConstraint]:
+        with self.session() as s:
+            q = select(ThemeConstraint).where(
+                ThemeConstraint.workspace_id == workspace, ThemeConstraint.kind == kind
+            )
+            return list(s.scalars(q.order_by(ThemeConstraint.id)))
+
+    def item_fields(self, workspace: str, item_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """created_at, account_id, revenue, rating, rating_scale of these items."""
+        from feedback_ai.records.models import Item
+
+        wanted = list(dict.fromkeys(item_ids))
+        out: dict[str, dict[str, Any]] = {}
+        cols = [Item.id, *(getattr(Item, f) for f in _ROW_FIELDS)]
+        with self.session() as s:
+            for start in range(0, len(wanted), 20_000):
+                chunk = wanted[start : start + 20_000]
+                q = select(*cols).where(Item.workspace_id == workspace, Item.id.in_(chunk))
+                for row in s.execute(q):
+                    out[row[0]] = dict(zip(_ROW_FIELDS, row[1:], strict=True))
+        return out
+
+    # --- writes: one transaction per change, the taxonomy version bumped once
+    def commit(
+        self,
+        workspace: str,
+        actor: str,
+        states: Sequence[ThemeState] = (),
+        events: Sequence[Event] = (),
+        *,
+        replace_rows: list[dict[str, Any]] | None = None,
+        add_rows: Sequence[dict[str, Any]] = (),
+        drop_items: Sequence[str] = (),
+        pool: list[dict[str, Any]] | None = None,
+        unpool: Sequence[str] = (),
+        constraint: tuple[str, dict[str, Any]] | None = None,
+        model: dict[str, Any] | None = None,
+    ) -> int:
+        """Apply a change and return the new taxonomy version.
+
+        `replace_rows`: every refit/live row of the workspace is replaced (manual rows stay);
+        `add_rows`: upserted; `drop_items`: those items' non-manual rows removed first;
+        `pool`: replaces the pool; `unpool`: point ids leaving it."""
+        with self.session() as s, s.begin():
+            version = self._bump(s, workspace, model)
+            for state in states:
+                self._save_theme(s, workspace, version, state)
+            s.add_all(
+                ThemeEvent(
+                    workspace_id=workspace,
+                    version=version,
+                    theme_id=e.theme_id,
+                    kind=e.kind,
+                    other=e.other,
+                    actor=actor,
+                    detail=e.detail,
+                )
+                for e in events
+            )
+            if constraint is not None:
+                s.add(
+                    ThemeConstraint(
+                        workspace_id=workspace, kind=constraint[0], data=constraint[1], actor=actor
+                    )
+                )
+            self._rows(s, workspace, replace_rows, add_rows, drop_items)
+            self._pool(s, workspace, pool, unpool)
+            return version
+
+    @staticmethod
+    def _bump(s: Session, workspace: str, model: dict[str, Any] | None) -> int:
+        tax = s.get(Taxonomy, workspace)
+        if tax is None:
+            tax = Taxonomy(workspace_id=workspace, version=0, model={}, pool_checked=0)
+            s.add(tax)
+        tax.version = (tax.version or 0) + 1
+        if model is not None:
+            tax.model = model
+        return tax.version
+
+    @staticmethod
+    def _save_theme(s: Session, workspace: str, version: int, state: ThemeState) -> None:
+        theme = s.get(Theme, state.theme_id)
+        if theme is None:
+            theme = Theme(
+                id=state.theme_id,
+                workspace_id=workspace,
+                created_version=version,
+                origin=state.origin,
+                label="",
+                label_pinned=False,
+                keywords=[],
+                quotes=[],
+                items=0,
+                mentions=0,
+            )
+            s.add(theme)
+        theme.status, theme.updated_version, theme.is_new = state.status, version, state.is_new
+        if state.label is not None and not theme.label_pinned:
+            theme.label = state.label
+        for name in ("keywords", "quotes", "items", "mentions", "merged_into", "split_from"):
+            value = getattr(state, name)
+            if value is not None:
+                setattr(theme, name, value)
+
+    @staticmethod
+    def _rows(
+        s: Session,
+        workspace: str,
+        replace: list[dict[str, Any]] | None,
+        add: Sequence[dict[str, Any]],
+        drop_items: Sequence[str],
+    ) -> None:
+        where = (ItemTheme.workspace_id == workspace, ItemTheme.origin != "manual")
+        if replace is not None:
+            s.execute(delete(ItemTheme).where(*where))
+        for start in range(0, len(drop_items), 5_000):
+            chunk = list(drop_items[start : start + 5_000])
+            s.execute(delete(ItemTheme).where(*where, ItemTheme.item_id.in_(chunk)))
+        rows = [*(replace or []), *add]
+        if rows:
+            _upsert(s, ItemTheme.__table__, rows, ["workspace_id", "item_id", "theme_id"])
+
+    @staticmethod
+    def _pool(
+        s: Session, workspace: str, pool: list[dict[str, Any]] | None, unpool: Sequence[str]
+    ) -> None:
+        if pool is not None:
+            s.execute(delete(PoolMention).where(PoolMention.workspace_id == workspace))
+        for start in range(0, len(unpool), 5_000):
+            chunk = list(unpool[start : start + 5_000])
+            s.execute(
+                delete(PoolMention).where(
+                    PoolMention.workspace_id == workspace, PoolMention.point_id.in_(chunk)
+                )
+            )
+        if pool:
+            _upsert(s, PoolMention.__table__, pool, ["workspace_id", "point_id"])
+
+    def live(
+        self,
+        workspace: str,
+        items: Sequence[str],
+        rows: Sequence[dict[str, Any]],
+        pool: Sequence[dict[str, Any]],
+    ) -> None:
+        """Ingest-time assignment (no taxonomy change): these items' refit/live rows and pool
+        entries are replaced by `rows` and `pool`."""
+        with self.session() as s, s.begin():
+            self._rows(s, workspace, None, rows, items)
+            for start in range(0, len(items), 5_000):
+                chunk = list(items[start : start + 5_000])
+                s.execute(
+                    delete(PoolMention).where(
+                        PoolMention.workspace_id == workspace, PoolMention.item_id.in_(chunk)
+                    )
+                )
+            if pool:
+                _upsert(s, PoolMention.__table__, list(pool), ["workspace_id", "point_id"])
+
+    def set_label(self, workspace: str, theme_id: str, label: str, actor: str) -> int:
+        with self.session() as s, s.begin():
+            theme = s.get(Theme, theme_id)
+            if theme is None or theme.workspace_id != workspace:
+                raise NotFound(f"theme {theme_id} not found", {"theme_id": theme_id})
+            version = self._bump(s, workspace, None)
+            old = theme.label
+            theme.label, theme.label_pinned, theme.updated_version = label, True, version
+            s.add(
+                ThemeEvent(
+                    workspace_id=workspace,
+                    version=version,
+                    theme_id=theme_id,
+                    kind="renamed",
+                    actor=actor,
+                    detail={"from": old, "to": label},
+                )
+            )
+            return version
+
+    # --- the unassigned pool
+    def pool(self, workspace: str, limit: int) -> list[PoolMention]:
+        with self.session() as s:
+            q = select(PoolMention).where(PoolMention.workspace_id == workspace)
+            return list(s.scalars(q.order_by(PoolMention.created_at.desc()).limit(limit)))
+
+    def pool_size(self, workspace: str) -> int:
+        with self.session() as s:
+            q = select(func.count()).select_from(PoolMention)
+            return int(s.scalar(q.where(PoolMention.workspace_id == workspace)) or 0)
+
+    def pool_checked(self, workspace: str, size: int) -> None:
+        with self.session() as s, s.begin():
+            tax = s.get(Taxonomy, workspace)
+            if tax is None:
+                s.add(Taxonomy(workspace_id=workspace, version=0, model={}, pool_checked=size))
+            else:
+                tax.pool_checked = size
+
+    # --- reads for the API
+    def aggregate(self, workspace: str, window: Window) -> dict[str, dict[str, Any]]:
+        """Per theme within the window: items, distinct accounts, revenue (once per account;
+        an item without an account counts as its own), mean rating per scale, mean sentiment."""
+        where = _in_window(workspace, window)
+        it = ItemTheme
+        out: dict[str, dict[str, Any]] = {}
+        with self.session() as s:
+            q = select(
+                it.theme_id,
+                func.count(),
+                func.count(func.distinct(it.account_id)),
+                func.avg(it.sentiment),
+                func.count(it.sentiment),
+            ).where(*where)
+            for tid, n, accounts, sentiment, n_sent in s.execute(q.group_by(it.theme_id)):
+                out[tid] = {
+                    "items": n,
+                    "accounts": accounts,
+                    "sentiment": sentiment,
+                    "sentiment_n": n_sent,
+                    "revenue": 0.0,
+                    "rating": {},
+                }
+            self._revenue(s, where, out)
+            self._ratings(s, where, out)
+        return out
+
+    @staticmethod
+    def _revenue(s: Session, where: Any, out: dict[str, dict[str, Any]]) -> None:
+        it = ItemTheme
+        per_account = (
+            select(it.theme_id, func.max(it.revenue).label("rev"))
+            .where(*where, it.account_id.is_not(None))
+            .group_by(it.theme_id, it.account_id)
+            .subquery()
+        )
+        q = select(per_account.c.theme_id, func.sum(per_account.c.rev)).group_by(
+            per_account.c.theme_id
+        )
+        lone = select(it.theme_id, func.sum(it.revenue)).where(*where, it.account_id.is_(None))
+        for tid, rev in [*s.execute(q), *s.execute(lone.group_by(it.theme_id))]:
+            if tid in out and rev is not None:
+                out[tid]["revenue"] += float(rev)
+
+    @staticmethod
+    def _ratings(s: Session, where: Any, out: dict[str, dict[str, Any]]) -> None:
+        it = ItemTheme
+        q = (
+            select(it.theme_id, it.rating_scale, func.avg(it.rating), func.count(it.rating))
+            .where(*where, it.rating.is_not(None))
+            .group_by(it.theme_id, it.rating_scale)
+        )
+        for tid, scale, mean, n in s.execute(q):
+            if tid in out and scale:
+                out[tid]["rating"][scale] = {"mean": round(float(mean), 3), "n": n}
+
+    def evidence(
+        self, workspace: str, theme_ids: Sequence[str], window: Window, k: int = 5
+    ) -> dict[str, list[str]]:
+        """The `k` most recent item ids of each theme in the window."""
+        out: dict[str, list[str]] = {}
+        with self.session() as s:
+            for tid in theme_ids:
+                q = (
+                    select(ItemTheme.item_id)
+                    .where(*_in_window(workspace, window), ItemTheme.theme_id == tid)
+                    .order_by(ItemTheme.created_at.desc())
+                    .limit(k)
+                )
+                out[tid] = list(s.scalars(q))
+        return out
+
+    def rows(
+        self, workspace: str, window: Window, theme_id: str | None = None
+    ) -> list[tuple[Any, ...]]:
+        """(theme_id, created_at, account_id, rating, rating_scale, item_id) in the window."""
+        it = ItemTheme
+        cols = (it.theme_id, it.created_at, it.account_id, it.rating, it.rating_scale, it.item_id)
+        q = select(*cols).where(*_in_window(workspace, window))
+        if theme_id is not None:
+            q = q.where(it.theme_id == theme_id)
+        with self.session() as s:
+            return [tuple(r) for r in s.execute(q)]
+
+    def feedback(
+        self, workspace: str, theme_id: str, offset: int, limit: int
+    ) -> tuple[int, list[tuple[ItemTheme, str]]]:
+        """A page of the theme's items, newest first, with their (redacted) texts."""
+        from feedback_ai.records.models import Item
+
+        where = (ItemTheme.workspace_id == workspace, ItemTheme.theme_id == theme_id)
+        with self.session() as s:
+            total = int(s.scalar(select(func.count()).select_from(ItemTheme).where(*where)) or 0)
+            q = (
+                select(ItemTheme, Item.text)
+                .join(Item, Item.id == ItemTheme.item_id)
+                .where(*where)
+                .order_by(ItemTheme.created_at.desc(), ItemTheme.item_id)
+                .offset(offset)
+                .limit(limit)
+            )
+            return total, [(row[0], row[1]) for row in s.execute(q)]
+
+    def events(self, workspace: str, theme_id: str | None = None, limit: int = 200) -> list[Any]:
+        with self.session() as s:
+            q = select(ThemeEvent).where(ThemeEvent.workspace_id == workspace)
+            if theme_id is not None:
+                q = q.where((ThemeEvent.theme_id == theme_id) | (ThemeEvent.other == theme_id))
+            return list(s.scalars(q.order_by(ThemeEvent.id.desc()).limit(limit)))
+
+    def item_theme_ids(self, workspace: str, item_id: str) -> list[str]:
+        with self.session() as s:
+            q = select(ItemTheme.theme_id).where(
+                ItemTheme.workspace_id == workspace, ItemTheme.item_id == item_id
+            )
+            return list(s.scalars(q))
+
+    # --- job runs (refits)
+    def start_run(self, job_id: str) -> None:
+        with self.session() as s, s.begin():
+            if s.get(JobRun, job_id) is None:
+                s.add(JobRun(job_id=job_id, state="queued", stage="", done=0, total=0, result={}))
+
+    def update_run(self, job_id: str, **values: Any) -> None:
+        with self.session() as s, s.begin():
+            s.execute(update(JobRun).where(JobRun.job_id == job_id).values(**values))
+
+    def run(self, job_id: str) -> JobRun | None:
+        with self.session() as s:
+            return s.get(JobRun, job_id)
+
+
+def _in_window(workspace: str, window: Window) -> tuple[Any, ...]:
+    if window.end <= window.start:
+        raise InvalidInput("the window's end is not after its start")
+    return (
+        ItemTheme.workspace_id == workspace,
+        ItemTheme.created_at >= utc(window.start),
+        ItemTheme.created_at < utc(window.end),
+    )
+
+
+def _upsert(s: Session, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE, executemany in chunks (SQLite and PostgreSQL)."""
+    assert isinstance(table, Table)
+    insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(table)
+    columns = list(rows[0])
+    changed = {c: stmt.excluded[c] for c in columns if c not in keys}
+    stmt = stmt.on_conflict_do_update(index_elements=keys, set_=changed)
+    for start in range(0, len(rows), 10_000):
+        s.execute(stmt, rows[start : start + 10_000])

@@ -1,0 +1,130 @@
+"""One BERTopic fit over precomputed mention vectors, and assignment of the rest by centroid.
+
+BERTopic gets our stages injected (`embedding_model` for its keyword refinement only, the
+reducer and clusterer of `feedback_ai.themes.cluster`, a lemmatising vectorizer) and is fitted on
+the stored vectors: nothing is re-embedded. Large corpora are fitted on a seeded sample of
+`sample_size` mentions; every other mention goes to its nearest cluster centroid.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from feedback_ai.embed._base import Embedder
+from feedback_ai.themes.labels import LemmaTokenizer, distinct
+
+log = logging.getLogger(__name__)
+ASSIGN_CHUNK = 50_000  # rows per matrix product when assigning: bounded memory
+
+
+@dataclass
+class Fitted:
+    sample: np.ndarray  # row indexes of the corpus the model was fitted on
+    labels: np.ndarray  # per corpus row: cluster 0..k-1, or -1 (outlier)
+    keywords: dict[int, list[str]]  # per cluster, best first
+    model: Any  # the fitted BERTopic model (saved with safetensors)
+
+
+def embedding_backend(embedder: Embedder) -> Any:
+    """Our embedder as a BERTopic backend (BERTopic embeds keywords with it, never the corpus)."""
+    from bertopic.backend import BaseEmbedder
+
+    class _Backend(BaseEmbedder):  # type: ignore[misc]
+        def embed(self, documents: Sequence[str], verbose: bool = False) -> np.ndarray:
+            return embedder.embed(list(documents))
+
+    return _Backend()
+
+
+def fit(
+    docs: Sequence[str],
+    vectors: np.ndarray,
+    *,
+    embedder: Embedder,
+    components: Callable[[int, int], tuple[Any, Any]],
+    lemmas: dict[str, str],
+    sample_size: int,
+    seed: int,
+    progress: Callable[[str], None] = lambda _: None,
+) -> Fitted:
+    """Fit on (a sample of) the corpus; `components(n, seed)` -> (reducer, clusterer)."""
+    from bertopic import BERTopic
+    from bertopic.representation import KeyBERTInspired, MaximalMarginalRelevance
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    sample = _sample(len(docs), sample_size, seed)
+    reducer, clusterer = components(len(sample), seed)
+    model = BERTopic(
+        embedding_model=embedding_backend(embedder),
+        umap_model=reducer,
+        hdbscan_model=clusterer,
+        vectorizer_model=CountVectorizer(
+            tokenizer=LemmaTokenizer(lemmas),
+            lowercase=False,
+            token_pattern=None,
+            ngram_range=(1, 2),
+        ),
+        representation_model=[
+            KeyBERTInspired(top_n_words=10, random_state=seed),
+            MaximalMarginalRelevance(diversity=0.3, top_n_words=10),
+        ],
+        top_n_words=10,
+        calculate_probabilities=False,
+    )
+    progress("clustering")
+    topics, _ = model.fit_transform([docs[i] for i in sample], embeddings=vectors[sample])
+    keywords = {
+        t: distinct([w for w, _ in model.get_topic(t) if w]) for t in set(topics) if t != -1
+    }
+    labels = np.full(len(docs), -1, dtype=np.int64)
+    labels[sample] = np.asarray(topics, dtype=np.int64)
+    return Fitted(sample=sample, labels=labels, keywords=keywords, model=model)
+
+
+def _sample(n: int, size: int, seed: int) -> np.ndarray:
+    if n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+
+
+def centroids(vectors: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Unit-length mean vector of each cluster 0..k-1 (zeros for an empty one)."""
+    sums = np.zeros((k, vectors.shape[1]), dtype=np.float64)
+    keep = labels >= 0
+    np.add.at(sums, labels[keep], vectors[keep])
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def nearest(
+    vectors: np.ndarray, cents: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the nearest centroid's index (or -1 below `threshold`) and its similarity."""
+    best = np.full(len(vectors), -1, dtype=np.int64)
+    sims = np.zeros(len(vectors), dtype=np.float32)
+    if not len(cents):
+        return best, sims
+    for start in range(0, len(vectors), ASSIGN_CHUNK):
+        block = vectors[start : start + ASSIGN_CHUNK] @ cents.T
+        idx = np.argmax(block, axis=1)
+        sims[start : start + len(idx)] = block[np.arange(len(idx)), idx]
+        best[start : start + len(idx)] = idx
+    best[sims < threshold] = -1
+    return best, sims
+
+
+def save(model: Any, path: Path, embedding_model: str) -> None:
+    """Safe serialisation: safetensors + JSON configs, c-TF-IDF kept, a pointer to the model."""
+    path.mkdir(parents=True, exist_ok=True)
+    model.save(
+        str(path),
+        serialization="safetensors",
+        save_ctfidf=True,
+        save_embedding_model=embedding_model,
+    )

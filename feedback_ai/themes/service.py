@@ -1,0 +1,384 @@
+"""`ThemeService`: refits, live assignment at ingest and emerging themes, over one workspace.
+
+Built once per process with its stages injected (records, store, embedder); the Celery tasks and
+the embedded queue call the same methods. A refit reads every stored mention vector (nothing is
+re-embedded), plans the new registry (`feedback_ai.themes.refit`) and commits it in one
+transaction; centroids are written to the store's theme collection before the commit and stale
+ones removed after it, so live assignment never sees a theme the registry does not have.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import secrets
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from feedback_ai.config import Settings
+from feedback_ai.embed._base import Embedder
+from feedback_ai.errors import InvalidInput
+from feedback_ai.records import Records
+from feedback_ai.records.theme_repo import Event, ThemeRecords
+from feedback_ai.store._base import MentionPoint, ThemePoint, VectorStore
+from feedback_ai.themes import fit as fitting
+from feedback_ai.themes import refit as planner
+from feedback_ai.themes.labels import LabelNLP
+
+log = logging.getLogger(__name__)
+
+
+def new_theme_id() -> str:
+    return "th_" + secrets.token_hex(5)
+
+
+@dataclass
+class _Centroids:
+    version: int
+    ids: list[str]
+    matrix: np.ndarray
+    threshold: float
+
+
+class ThemeService:
+    def __init__(
+        self,
+        settings: Settings,
+        records: Records,
+        store: VectorStore,
+        embedder: Embedder,
+        components: Callable[[int, int], tuple[Any, Any]] | None = None,
+        label_nlp: LabelNLP | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = ThemeRecords(records)
+        self.store = store
+        self.embedder = embedder
+        self._components = components
+        self._label_nlp = label_nlp
+        self._cache: dict[str, _Centroids] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def label_nlp(self) -> LabelNLP:
+        if self._label_nlp is None:  # spaCy loads on the first refit, not at start
+            self._label_nlp = LabelNLP(self.settings.spacy_model or None)
+        return self._label_nlp
+
+    def components(self, n: int, seed: int) -> tuple[Any, Any]:
+        if self._components is not None:
+            return self._components(n, seed)
+        from feedback_ai.themes.cluster import components
+
+        return components(n, seed)
+
+    # --- refit
+    def refit(self, workspace: str, job_id: str | None = None, actor: str = "refit") -> dict:
+        progress = self._progress(job_id)
+        corpus = self.load(workspace, progress)
+        if len(corpus) < self.settings.theme_min_mentions:
+            raise InvalidInput(
+                f"workspace {workspace!r} has {len(corpus)} stored mentions; a refit needs at "
+                f"least {self.settings.theme_min_mentions}",
+                {"mentions": len(corpus)},
+            )
+        options = self.options()
+        fit = partial(
+            fitting.fit,
+            embedder=self.embedder,
+            components=self.components,
+            sample_size=options.sample_size,
+            seed=options.seed,
+        )
+        p = planner.plan(
+            corpus, self.current(workspace), fit, self.label_nlp, new_theme_id, options, progress
+        )
+        progress("saving", 0, len(p.theme_ids))
+        rows = self._rows(workspace, corpus, p, skip=set(self.db.manual(workspace)))
+        pool = self._pool(workspace, corpus, p)
+        live = [s for s in p.states if s.status in ("active", "noise")]
+        self.store.upsert_themes(self._points(workspace, p, live))
+        version = self.db.commit(
+            workspace,
+            actor,
+            p.states,
+            [*p.events, Event(None, "refit", detail=p.stats)],
+            replace_rows=rows,
+            pool=pool,
+            model=self._model_record(workspace, p),
+        )
+        self._prune_centroids(workspace, {s.theme_id for s in live})
+        self.db.pool_checked(workspace, len(pool))
+        return {"taxonomy_version": version, **p.stats}
+
+    def options(self) -> planner.Options:
+        s = self.settings
+        return planner.Options(
+            sample_size=s.theme_fit_sample,
+            seed=s.theme_seed,
+            match_threshold=s.theme_match_threshold,
+            assign_quantile=s.theme_assign_quantile,
+            min_mentions=s.theme_min_mentions,
+        )
+
+    def load(self, workspace: str, progress: planner.Progress) -> planner.Corpus:
+        """Every mention of the workspace from the store, vectors included."""
+        total = self.store.count(workspace)
+        vectors = np.empty((total, self.store.dim), dtype=np.float32)
+        point_ids, item_ids, index, texts, sentiment = [], [], [], [], []
+        n = 0
+        for page in self.store.scroll(workspace, with_vectors=True, page=2_000):
+            if n + len(page) > len(vectors):  # written to while we read
+                vectors = np.resize(vectors, (n + len(page), self.store.dim))
+            for m in page:
+                vectors[n] = m.vector
+                n += 1
+                point_ids.append(m.id)
+                item_ids.append(m.item_id)
+                index.append(m.mention_index)
+                texts.append(m.text)
+                sentiment.append(m.payload.get("sentiment", np.nan))
+            progress("loading", n, total)
+        return planner.Corpus(
+            point_ids=point_ids,
+            item_ids=item_ids,
+            mention_index=np.asarray(index, dtype=np.int64),
+            texts=texts,
+            vectors=vectors[:n],
+            sentiment=np.asarray(sentiment, dtype=np.float64),
+        )
+
+    def current(self, workspace: str) -> planner.Current:
+        themes = self.db.themes(workspace)
+        members = self.db.members(workspace)
+        cents = {t.theme_id: t.vector for t in self.store.list_themes(workspace)}
+        known = [
+            planner.registry.Known(t.id, cents[t.id], frozenset(members.get(t.id, ())))
+            for t in themes
+            if t.id in cents
+        ]
+        ghosts = [
+            planner.registry.Ghost(np.asarray(c.data["centroid"], np.float32), c.data["into"])
+            for c in self.db.constraints(workspace, "merge")
+        ]
+        splits = [
+            planner.SplitGroup({k: np.asarray(v, np.float32) for k, v in c.data["parts"].items()})
+            for c in self.db.constraints(workspace, "split")
+        ]
+        return planner.Current(
+            known=known,
+            noise={t.id for t in themes if t.status == "noise"},
+            ghosts=ghosts,
+            splits=splits,
+            manual=self.db.manual(workspace),
+        )
+
+    def _rows(
+        self, workspace: str, corpus: planner.Corpus, p: planner.Plan, skip: set[str]
+    ) -> list[dict[str, Any]]:
+        """One row per (item, theme): counting is by item, however many mentions it has there."""
+        keep = p.theme_rows >= 0
+        frame = pd.DataFrame(
+            {
+                "item_id": np.asarray(corpus.item_ids, dtype=object)[keep],
+                "theme": p.theme_rows[keep],
+                "similarity": p.similarity[keep],
+                "sentiment": corpus.sentiment[keep],
+            }
+        )
+        frame = frame[~frame["item_id"].isin(skip)]
+        grouped = frame.groupby(["item_id", "theme"], sort=False).agg(
+            mentions=("similarity", "size"),
+            similarity=("similarity", "max"),
+            sentiment=("sentiment", "mean"),
+        )
+        return item_rows(workspace, grouped, p.theme_ids, self.db.item_fields, "refit")
+
+    def _pool(
+        self, workspace: str, corpus: planner.Corpus, p: planner.Plan
+    ) -> list[dict[str, Any]]:
+        rows = np.flatnonzero(p.theme_rows < 0)
+        fields = self.db.item_fields(workspace, (corpus.item_ids[i] for i in rows))
+        return [
+            {
+                "workspace_id": workspace,
+                "point_id": corpus.point_ids[i],
+                "item_id": corpus.item_ids[i],
+                "similarity": float(p.similarity[i]),
+                "text": corpus.texts[i][:2_000],
+                "created_at": fields[corpus.item_ids[i]]["created_at"],
+            }
+            for i in rows
+            if corpus.item_ids[i] in fields
+        ]
+
+    def _points(self, workspace: str, p: planner.Plan, live: Sequence[Any]) -> list[ThemePoint]:
+        index = {t: i for i, t in enumerate(p.theme_ids)}
+        return [
+            ThemePoint(workspace, s.theme_id, p.centroids[index[s.theme_id]], s.label, s.status)
+            for s in live
+        ]
+
+    def _prune_centroids(self, workspace: str, live: set[str]) -> None:
+        stale = [t.theme_id for t in self.store.list_themes(workspace) if t.theme_id not in live]
+        self.store.delete_themes(workspace, stale)
+
+    def _model_record(self, workspace: str, p: planner.Plan) -> dict[str, Any]:
+        """Save the fitted BERTopic model (safetensors) and append its registry record."""
+        version = planner.now().strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+        root = self.settings.themes_dir
+        root.mkdir(parents=True, exist_ok=True)
+        path = root / re.sub(r"[^A-Za-z0-9_.-]", "_", workspace) / version
+        embedding = getattr(self.embedder, "name", "model")
+        if p.model is not None:
+            fitting.save(p.model, path, embedding)
+        record = {
+            "name": f"themes/{workspace}",
+            "version": version,
+            "path": str(path),
+            "sha256": checksum(path) if path.exists() else None,
+            "embedding_model": embedding,
+            "embedding_variant": getattr(self.embedder, "variant", "torch"),
+            "seed": self.settings.theme_seed,
+            "assign_threshold": p.assign_threshold,
+            "metrics": p.stats,
+        }
+        if path.exists():
+            (path / "record.json").write_text(dumps(record) + "\n")
+        with (root / "registry.jsonl").open("a") as fh:
+            fh.write(dumps(record) + "\n")
+        return record
+
+    def _progress(self, job_id: str | None) -> planner.Progress:
+        if job_id is None:
+            return lambda *_: None
+
+        def report(stage: str, done: int, total: int) -> None:
+            self.db.update_run(job_id, state="running", stage=stage, done=done, total=total)
+
+        return report
+
+    # --- live assignment (ingest)
+    def assign(self, points: Sequence[MentionPoint], sentiment: Sequence[float | None]) -> int:
+        """Assign freshly stored mentions to the nearest theme, or to the pool. Returns the
+        workspace pool's growth since its last emerging check (0 when nothing to check)."""
+        by_ws: dict[str, list[int]] = {}
+        for i, p in enumerate(points):
+            by_ws.setdefault(p.workspace, []).append(i)
+        grew = 0
+        for workspace, idx in by_ws.items():
+            grew = max(grew, self._assign(workspace, [points[i] for i in idx], sentiment, idx))
+        return grew
+
+    def _assign(
+        self,
+        workspace: str,
+        points: list[MentionPoint],
+        sentiment: Sequence[float | None],
+        idx: list[int],
+    ) -> int:
+        cents = self.centroids(workspace)
+        if cents is None:  # never refitted: the first refit places everything
+            return 0
+        vectors = np.stack([p.vector for p in points]).astype(np.float32)
+        best, sims = fitting.nearest(vectors, cents.matrix, cents.threshold)
+        frame = pd.DataFrame(
+            {
+                "item_id": [p.item_id for p in points],
+                "theme": best,
+                "similarity": sims,
+                "sentiment": [np.nan if sentiment[i] is None else sentiment[i] for i in idx],
+            }
+        )
+        assigned = frame[frame["theme"] >= 0]
+        grouped = assigned.groupby(["item_id", "theme"], sort=False).agg(
+            mentions=("similarity", "size"),
+            similarity=("similarity", "max"),
+            sentiment=("sentiment", "mean"),
+        )
+        rows = item_rows(workspace, grouped, cents.ids, self.db.item_fields, "live")
+        pool = [
+            {
+                "workspace_id": workspace,
+                "point_id": p.id,
+                "item_id": p.item_id,
+                "similarity": float(sims[i]),
+                "text": p.text[:2_000],
+                "created_at": p.created_at,
+            }
+            for i, p in enumerate(points)
+            if best[i] < 0
+        ]
+        self.db.live(workspace, sorted({p.item_id for p in points}), rows, pool)
+        if not pool:
+            return 0
+        return self.db.pool_size(workspace) - self.db.taxonomy(workspace).pool_checked
+
+    def centroids(self, workspace: str) -> _Centroids | None:
+        """The workspace's live centroids, cached per taxonomy version."""
+        tax = self.db.taxonomy(workspace)
+        with self._lock:
+            cached = self._cache.get(workspace)
+            if cached is not None and cached.version == tax.version:
+                return cached if cached.ids else None
+        themes = self.store.list_themes(workspace)
+        threshold = float((tax.model or {}).get("assign_threshold", 1.0))
+        matrix = np.stack([t.vector for t in themes]) if themes else np.zeros((0, self.store.dim))
+        fresh = _Centroids(tax.version, [t.theme_id for t in themes], matrix, threshold)
+        with self._lock:
+            self._cache[workspace] = fresh
+        return fresh if fresh.ids else None
+
+
+def item_rows(
+    workspace: str,
+    grouped: pd.DataFrame,
+    theme_ids: Sequence[str],
+    fields_of: Callable[[str, Any], dict[str, dict[str, Any]]],
+    origin: str,
+) -> list[dict[str, Any]]:
+    """`grouped` (index item_id, theme; columns mentions, similarity, sentiment) -> table rows,
+    with the item's own fields (created_at, account, revenue, rating) copied in."""
+    if grouped.empty:
+        return []
+    fields = fields_of(workspace, grouped.index.get_level_values(0).unique())
+    rows = []
+    for (item_id, theme), values in zip(
+        grouped.index, grouped.itertuples(index=False), strict=True
+    ):
+        if item_id not in fields:  # deleted since it was stored
+            continue
+        sentiment = None if np.isnan(values.sentiment) else round(float(values.sentiment), 4)
+        rows.append(
+            {
+                "workspace_id": workspace,
+                "item_id": item_id,
+                "theme_id": theme_ids[int(theme)],
+                "mentions": int(values.mentions),
+                "similarity": round(float(values.similarity), 4),
+                "sentiment": sentiment,
+                "origin": origin,
+                **fields[item_id],
+            }
+        )
+    return rows
+
+
+def checksum(path: Any) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(file.name.encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
