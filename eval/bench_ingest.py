@@ -3,12 +3,18 @@
     python -m eval.bench_ingest --n 5000
 
 Same run, same texts (BANKING77 + CLINC150 queries, real support-style requests):
-1. raw: the configured embedder's `embed()` over the texts, in this process (texts/s);
+1. raw: the configured embedder's `embed()` over all the texts at once, in this process
+   (texts/s), before and again after the end-to-end part; the ratio uses their mean, so a change
+   in the machine's load during the run weighs on both sides alike;
 2. end to end: `feedback-ai serve` in distributed mode and one `feedback-ai worker` (Celery over
    the local Redis), items POSTed in batches of 1,000; clock from the first POST until every job
    reports no pending item. The worker redacts, splits, embeds and writes the embedded Qdrant
-   engine; the records DB is SQLite.
-Ratio = end-to-end items/s ÷ raw texts/s (target ≥ 0.7). Writes eval/results/bench_ingest.json.
+   engine; the records DB is SQLite. The worker is started and given time to load its models
+   (it does so as it starts) before the clock starts, as the raw side's model is warmed up.
+   The client polls one job at a time (the oldest not yet finished), as a client would.
+Ratio = end-to-end items/s ÷ raw texts/s (target ≥ 0.7). Writes eval/results/bench_ingest.json
+with the load average and the CPU seconds each process used while the clock ran: a load above the
+core count means other jobs shared the CPUs and the figures are not representative.
 
 The API process gets an in-memory qdrant-client store it never touches while ingesting: no Qdrant
 server can run on this machine, and the embedded engine has one writer (the worker).
@@ -35,6 +41,7 @@ import redis
 from eval.bench_api import peak_rss_mb, wait_ready
 from eval.corpus import ROOT, SHARED
 from feedback_ai.config import Settings
+from feedback_ai.embed._base import Embedder
 from feedback_ai.factory import make_embedder
 
 BROKER = "redis://127.0.0.1:6379/14"
@@ -47,6 +54,36 @@ def texts(n: int) -> list[str]:
     clinc = json.loads((SHARED / "clinc150" / "data_full.json").read_text())
     out += [text for text, _ in clinc["train"]]
     return list(dict.fromkeys(out))[:n]
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children, from /proc (Linux)."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        children = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
+        total += sum(cpu_seconds(int(child)) for child in children)
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return total + (int(fields[11]) + int(fields[12])) / tick
+
+
+def raw_rate(embedder: Embedder, docs: list[str]) -> float:
+    t = time.perf_counter()
+    embedder.embed(docs)
+    return len(docs) / (time.perf_counter() - t)
+
+
+def wait_done(c: httpx.Client, jobs: list[str]) -> int:
+    """Poll until no job has a pending item; one request per round (the oldest unfinished job)."""
+    stored = 0
+    for job in jobs:
+        while (counts := c.get(f"/v1/jobs/{job}").json()["counts"])["pending"]:
+            time.sleep(0.25)
+        stored += counts["stored"]
+    return stored
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -74,11 +111,9 @@ def main() -> None:
 
     embedder = make_embedder(Settings())
     embedder.embed(docs[:200])  # warm-up
-    t = time.perf_counter()
-    embedder.embed(docs)
-    raw_rate = len(docs) / (time.perf_counter() - t)
-    del embedder
-    print(f"raw embedding: {raw_rate:.0f} texts/s ({len(docs)} texts)")
+    loads = {"raw_before": load()}
+    raw = [raw_rate(embedder, docs)]
+    print(f"raw embedding: {raw[0]:.0f} texts/s ({len(docs)} texts, {embedder.variant})")
 
     redis.Redis.from_url(BROKER).flushdb()
     key = "fai_bench_" + uuid.uuid4().hex
@@ -96,7 +131,9 @@ def main() -> None:
             base_url="http://127.0.0.1:8766", headers={"Authorization": f"Bearer {key}"}, timeout=60
         ) as c:
             wait_ready(c)
-            time.sleep(15)  # let the worker load its model before the clock starts
+            time.sleep(15)  # let the worker load its models before the clock starts
+            loads["e2e_start"] = load()
+            cpu0 = {"api": cpu_seconds(api.pid), "worker": cpu_seconds(worker.pid)}
             t = time.perf_counter()
             jobs = []
             for lo in range(0, len(docs), 1000):
@@ -104,29 +141,31 @@ def main() -> None:
                 r = c.post("/v1/feedback", json={"items": items})
                 r.raise_for_status()
                 jobs.append(r.json()["job_id"])
-            stored = 0
-            while True:
-                states = [c.get(f"/v1/jobs/{j}").json() for j in jobs]
-                if all(s["counts"]["pending"] == 0 for s in states):
-                    stored = sum(s["counts"]["stored"] for s in states)
-                    break
-                time.sleep(0.25)
+            stored = wait_done(c, jobs)
             e2e_s = time.perf_counter() - t
+            cpu = {k: cpu_seconds(p.pid) - cpu0[k] for k, p in (("api", api), ("worker", worker))}
+            loads["e2e_end"] = load()
         worker_rss = peak_rss_mb(worker.pid)
     finally:
         stop(worker)
         stop(api)
-    e2e_rate = stored / e2e_s
+    raw.append(raw_rate(embedder, docs))
+    loads["raw_after"] = load()
+    e2e_rate, raw_mean = stored / e2e_s, sum(raw) / len(raw)
     result = {
         "n_items": len(docs),
         "stored": stored,
-        "raw_embed_texts_per_s": round(raw_rate, 1),
+        "embedder": embedder.variant,
+        "raw_embed_texts_per_s": round(raw_mean, 1),
+        "raw_embed_before_after": [round(r, 1) for r in raw],
         "e2e_items_per_s": round(e2e_rate, 1),
-        "e2e_over_raw": round(e2e_rate / raw_rate, 3),
+        "e2e_over_raw": round(e2e_rate / raw_mean, 3),
         "e2e_seconds": round(e2e_s, 1),
+        "e2e_cpu_seconds": {k: round(v, 1) for k, v in cpu.items()},
         "worker_peak_rss_mb_main_process": round(worker_rss, 1),
         "path": "HTTP API (distributed) -> Redis -> 1 Celery worker -> embedded Qdrant engine",
         "machine": f"{os.cpu_count()} cores",
+        "load_avg_1_5_15": loads,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     out = ROOT / "eval" / "results" / "bench_ingest.json"

@@ -129,6 +129,11 @@ class FeedbackService:
         return job_id, len(item_ids)
 
     # --- ingest (worker side): the task body
+    def warm_up(self) -> None:
+        """Load what the task body loads lazily (spaCy, the model's first run) ahead of work."""
+        processed = self.nlp.process(["Warm-up: the export to PDF fails since the update."])
+        self.embedder.embed(processed[0].mentions)
+
     def process(self, job_id: str, item_ids: Sequence[str]) -> dict[str, int]:
         """Redact, split, embed and store a batch. Safe to repeat: ids are deterministic and
         items already done for this job are skipped. Raises on transient failures (retry)."""

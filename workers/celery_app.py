@@ -17,6 +17,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_acks_late=True,  # ack after the body ran: a killed worker's message is redelivered
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # a pool process loads its models before it reports up (`workers.tasks.warm_up`)
+        worker_proc_alive_timeout=300.0,
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s},
         task_default_queue="feedback_ai",

@@ -1,8 +1,9 @@
 """Celery tasks: thin, idempotent, retried with exponential backoff.
 
-Each task takes ids, re-fetches what it needs and calls one `FeedbackService` method. The worker
-process builds its service once, on first use; the embedded server installs its own with
-`set_service` so the same task bodies run in its process.
+Each task takes ids, re-fetches what it needs and calls one `FeedbackService` method. A worker
+pool process builds its service as it starts and loads its models then (`warm_up`), so its first
+batch does not wait for them (importing spaCy and building the pipelines takes seconds of CPU);
+the embedded server installs its own with `set_service` so the same task bodies run in its process.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import logging
 import random
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from celery.signals import worker_process_init
 
 from feedback_ai.config import Settings
 from feedback_ai.service import FeedbackService
@@ -32,6 +36,18 @@ def get_service() -> FeedbackService:
 
         _service = build_service(Settings())
     return _service
+
+
+@worker_process_init.connect
+def warm_up(**_: Any) -> None:
+    """Build the service and load its models in a new pool process, before any task arrives.
+
+    A failure is logged, not raised: the first task then builds (or warms) lazily and fails and
+    retries as usual, so a broken model or store surfaces on the batches it affects."""
+    try:
+        get_service().warm_up()
+    except Exception:
+        log.exception("worker warm-up failed; tasks will load what they need on first use")
 
 
 def backoff(retries: int, base: float = 2.0, cap: float = 300.0) -> float:
