@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, delete, func, select, update
@@ -146,6 +146,8 @@ class ThemeRecords:
         replace_rows: list[dict[str, Any]] | None = None,
         add_rows: Sequence[dict[str, Any]] = (),
         drop_items: Sequence[str] = (),
+        drop_themes: Sequence[str] = (),
+        remove: Sequence[tuple[str, str]] = (),
         pool: list[dict[str, Any]] | None = None,
         unpool: Sequence[str] = (),
         constraint: tuple[str, dict[str, Any]] | None = None,
@@ -155,7 +157,8 @@ class ThemeRecords:
 
         `replace_rows`: every refit/live row of the workspace is replaced (manual rows stay);
         `add_rows`: upserted; `drop_items`: those items' non-manual rows removed first;
-        `pool`: replaces the pool; `unpool`: point ids leaving it."""
+        `drop_themes`: every row of those themes removed first; `remove`: (item, theme) rows
+        removed; `pool`: replaces the pool; `unpool`: point ids leaving it."""
         with self.session() as s, s.begin():
             version = self._bump(s, workspace, model)
             for state in states:
@@ -176,6 +179,20 @@ class ThemeRecords:
                 s.add(
                     ThemeConstraint(
                         workspace_id=workspace, kind=constraint[0], data=constraint[1], actor=actor
+                    )
+                )
+            for theme_id in drop_themes:
+                s.execute(
+                    delete(ItemTheme).where(
+                        ItemTheme.workspace_id == workspace, ItemTheme.theme_id == theme_id
+                    )
+                )
+            for item_id, theme_id in remove:
+                s.execute(
+                    delete(ItemTheme).where(
+                        ItemTheme.workspace_id == workspace,
+                        ItemTheme.item_id == item_id,
+                        ItemTheme.theme_id == theme_id,
                     )
                 )
             self._rows(s, workspace, replace_rows, add_rows, drop_items)
@@ -423,6 +440,35 @@ class ThemeRecords:
                 q = q.where((ThemeEvent.theme_id == theme_id) | (ThemeEvent.other == theme_id))
             return list(s.scalars(q.order_by(ThemeEvent.id.desc()).limit(limit)))
 
+    def theme_rows(self, workspace: str, theme_id: str) -> list[dict[str, Any]]:
+        """Every row of one theme, as dicts ready to be written back."""
+        columns = ItemTheme.__table__.columns
+        with self.session() as s:
+            q = select(ItemTheme).where(
+                ItemTheme.workspace_id == workspace, ItemTheme.theme_id == theme_id
+            )
+            return [{c.key: getattr(r, c.key) for c in columns} for r in s.scalars(q)]
+
+    def theme_items(self, workspace: str, theme_id: str) -> list[str]:
+        with self.session() as s:
+            q = select(ItemTheme.item_id).where(
+                ItemTheme.workspace_id == workspace, ItemTheme.theme_id == theme_id
+            )
+            return list(s.scalars(q))
+
+    def mention_counts(self, workspace: str, item_ids: Sequence[str]) -> dict[str, int]:
+        from feedback_ai.records.models import Item
+
+        out: dict[str, int] = {}
+        with self.session() as s:
+            for start in range(0, len(item_ids), 20_000):
+                chunk = list(item_ids[start : start + 20_000])
+                q = select(Item.id, Item.mention_count).where(
+                    Item.workspace_id == workspace, Item.id.in_(chunk)
+                )
+                out.update({item_id: int(n or 0) for item_id, n in s.execute(q)})
+        return out
+
     def item_theme_ids(self, workspace: str, item_id: str) -> list[str]:
         with self.session() as s:
             q = select(ItemTheme.theme_id).where(
@@ -431,18 +477,44 @@ class ThemeRecords:
             return list(s.scalars(q))
 
     # --- job runs (refits)
-    def start_run(self, job_id: str) -> None:
+    def start_run(self, job_id: str, workspace: str, kind: str = "refit") -> None:
         with self.session() as s, s.begin():
             if s.get(JobRun, job_id) is None:
-                s.add(JobRun(job_id=job_id, state="queued", stage="", done=0, total=0, result={}))
+                s.add(
+                    JobRun(
+                        job_id=job_id,
+                        workspace_id=workspace,
+                        kind=kind,
+                        state="queued",
+                        stage="",
+                        done=0,
+                        total=0,
+                        result={},
+                    )
+                )
+
+    def active_run(self, workspace: str, kind: str, stale_s: float = 3_600) -> JobRun | None:
+        """A queued or running job of this kind, unless silent for `stale_s` (a dead worker)."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=stale_s)
+        with self.session() as s:
+            q = select(JobRun).where(
+                JobRun.workspace_id == workspace,
+                JobRun.kind == kind,
+                JobRun.state.in_(("queued", "running")),
+                JobRun.updated_at >= cutoff,
+            )
+            return s.scalars(q.limit(1)).first()
 
     def update_run(self, job_id: str, **values: Any) -> None:
         with self.session() as s, s.begin():
             s.execute(update(JobRun).where(JobRun.job_id == job_id).values(**values))
 
-    def run(self, job_id: str) -> JobRun | None:
+    def run(self, workspace: str, job_id: str) -> JobRun:
         with self.session() as s:
-            return s.get(JobRun, job_id)
+            run = s.get(JobRun, job_id)
+        if run is None or run.workspace_id != workspace:
+            raise NotFound(f"job {job_id} not found", {"job_id": job_id})
+        return run
 
 
 def _in_window(workspace: str, window: Window) -> tuple[Any, ...]:

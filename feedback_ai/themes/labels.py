@@ -116,6 +116,28 @@ def _clean(texts: Iterable[str]) -> list[str]:
     return [_PLACEHOLDER.sub(" ", t) for t in texts]
 
 
+def group_keywords(
+    groups: Sequence[Sequence[str]], lemmas: dict[str, str], top: int = 10
+) -> list[list[str]]:
+    """c-TF-IDF keywords (BERTopic's `ClassTfidfTransformer`) of each group of texts against
+    the others; for themes made outside a refit (a split, an emerging theme)."""
+    from bertopic.vectorizers import ClassTfidfTransformer
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    vectorizer = CountVectorizer(
+        tokenizer=LemmaTokenizer(lemmas), lowercase=False, token_pattern=None, ngram_range=(1, 2)
+    )
+    try:
+        counts = vectorizer.fit_transform([" ".join(g) for g in groups])
+    except ValueError:  # no words at all (every text a placeholder or a stop word)
+        return [[] for _ in groups]
+    weights = ClassTfidfTransformer().fit_transform(counts).toarray()
+    words = vectorizer.get_feature_names_out()
+    return [
+        distinct([str(words[j]) for j in np.argsort(-row)[:top] if row[j] > 0]) for row in weights
+    ]
+
+
 def quotes(
     vectors: np.ndarray,
     centroid: np.ndarray,

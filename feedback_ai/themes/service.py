@@ -15,23 +15,24 @@ import logging
 import re
 import secrets
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from feedback_ai.config import Settings
 from feedback_ai.embed._base import Embedder
-from feedback_ai.errors import InvalidInput
+from feedback_ai.errors import Conflict, InvalidInput
 from feedback_ai.records import Records
 from feedback_ai.records.theme_repo import Event, ThemeRecords
 from feedback_ai.store._base import MentionPoint, ThemePoint, VectorStore
 from feedback_ai.themes import fit as fitting
 from feedback_ai.themes import refit as planner
 from feedback_ai.themes.labels import LabelNLP
+from feedback_ai.themes.rows import by_item, item_rows
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,10 @@ class ThemeService:
         self._cache: dict[str, _Centroids] = {}
         self._lock = threading.Lock()
 
+    @staticmethod
+    def new_id() -> str:
+        return new_theme_id()
+
     @property
     def label_nlp(self) -> LabelNLP:
         if self._label_nlp is None:  # spaCy loads on the first refit, not at start
@@ -81,6 +86,33 @@ class ThemeService:
         return components(n, seed)
 
     # --- refit
+    def start_refit(self, workspace: str) -> str:
+        """Record a queued refit job; one at a time per workspace (Conflict otherwise)."""
+        busy = self.db.active_run(workspace, "refit")
+        if busy is not None:
+            raise Conflict(
+                f"a refit of workspace {workspace!r} is already {busy.state}",
+                {"job_id": busy.job_id},
+            )
+        job_id = str(uuid.uuid4())
+        self.db.start_run(job_id, workspace, "refit")
+        return job_id
+
+    def run_refit(self, workspace: str, job_id: str) -> dict[str, Any]:
+        """The refit task's body: the job's state and progress are kept up to date; bad input
+        (too little data) fails the job, other errors propagate (the task retries)."""
+        self.db.update_run(job_id, state="running", stage="loading", error=None)
+        try:
+            result = self.refit(workspace, job_id)
+        except InvalidInput as exc:
+            self.db.update_run(job_id, state="failed", error=exc.message)
+            return {}
+        self.db.update_run(job_id, state="succeeded", stage="done", result=result)
+        return result
+
+    def fail_run(self, job_id: str, reason: str) -> None:
+        self.db.update_run(job_id, state="failed", error=reason)
+
     def refit(self, workspace: str, job_id: str | None = None, actor: str = "refit") -> dict:
         progress = self._progress(job_id)
         corpus = self.load(workspace, progress)
@@ -184,22 +216,10 @@ class ThemeService:
     def _rows(
         self, workspace: str, corpus: planner.Corpus, p: planner.Plan, skip: set[str]
     ) -> list[dict[str, Any]]:
-        """One row per (item, theme): counting is by item, however many mentions it has there."""
-        keep = p.theme_rows >= 0
-        frame = pd.DataFrame(
-            {
-                "item_id": np.asarray(corpus.item_ids, dtype=object)[keep],
-                "theme": p.theme_rows[keep],
-                "similarity": p.similarity[keep],
-                "sentiment": corpus.sentiment[keep],
-            }
-        )
-        frame = frame[~frame["item_id"].isin(skip)]
-        grouped = frame.groupby(["item_id", "theme"], sort=False).agg(
-            mentions=("similarity", "size"),
-            similarity=("similarity", "max"),
-            sentiment=("sentiment", "mean"),
-        )
+        """Items a person placed (`skip`) keep their place: the refit adds no row for them."""
+        themes = p.theme_rows.copy()
+        themes[[i for i, item in enumerate(corpus.item_ids) if item in skip]] = -1
+        grouped = by_item(corpus.item_ids, themes, p.similarity, corpus.sentiment)
         return item_rows(workspace, grouped, p.theme_ids, self.db.item_fields, "refit")
 
     def _pool(
@@ -290,20 +310,8 @@ class ThemeService:
             return 0
         vectors = np.stack([p.vector for p in points]).astype(np.float32)
         best, sims = fitting.nearest(vectors, cents.matrix, cents.threshold)
-        frame = pd.DataFrame(
-            {
-                "item_id": [p.item_id for p in points],
-                "theme": best,
-                "similarity": sims,
-                "sentiment": [np.nan if sentiment[i] is None else sentiment[i] for i in idx],
-            }
-        )
-        assigned = frame[frame["theme"] >= 0]
-        grouped = assigned.groupby(["item_id", "theme"], sort=False).agg(
-            mentions=("similarity", "size"),
-            similarity=("similarity", "max"),
-            sentiment=("sentiment", "mean"),
-        )
+        scores = [np.nan if sentiment[i] is None else sentiment[i] for i in idx]
+        grouped = by_item([p.item_id for p in points], best, sims, scores)
         rows = item_rows(workspace, grouped, cents.ids, self.db.item_fields, "live")
         pool = [
             {
@@ -322,6 +330,12 @@ class ThemeService:
             return 0
         return self.db.pool_size(workspace) - self.db.taxonomy(workspace).pool_checked
 
+    # --- emerging themes
+    def detect_emerging(self, workspace: str, actor: str = "emerging") -> list[str]:
+        from feedback_ai.themes.emerging import detect
+
+        return detect(self, workspace, actor)
+
     def centroids(self, workspace: str) -> _Centroids | None:
         """The workspace's live centroids, cached per taxonomy version."""
         tax = self.db.taxonomy(workspace)
@@ -336,40 +350,6 @@ class ThemeService:
         with self._lock:
             self._cache[workspace] = fresh
         return fresh if fresh.ids else None
-
-
-def item_rows(
-    workspace: str,
-    grouped: pd.DataFrame,
-    theme_ids: Sequence[str],
-    fields_of: Callable[[str, Any], dict[str, dict[str, Any]]],
-    origin: str,
-) -> list[dict[str, Any]]:
-    """`grouped` (index item_id, theme; columns mentions, similarity, sentiment) -> table rows,
-    with the item's own fields (created_at, account, revenue, rating) copied in."""
-    if grouped.empty:
-        return []
-    fields = fields_of(workspace, grouped.index.get_level_values(0).unique())
-    rows = []
-    for (item_id, theme), values in zip(
-        grouped.index, grouped.itertuples(index=False), strict=True
-    ):
-        if item_id not in fields:  # deleted since it was stored
-            continue
-        sentiment = None if np.isnan(values.sentiment) else round(float(values.sentiment), 4)
-        rows.append(
-            {
-                "workspace_id": workspace,
-                "item_id": item_id,
-                "theme_id": theme_ids[int(theme)],
-                "mentions": int(values.mentions),
-                "similarity": round(float(values.similarity), 4),
-                "sentiment": sentiment,
-                "origin": origin,
-                **fields[item_id],
-            }
-        )
-    return rows
 
 
 def checksum(path: Any) -> str:

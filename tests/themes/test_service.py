@@ -1,0 +1,149 @@
+"""Theme refits on real BANKING77 queries: stable ids, lineage, human edits that survive refits."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from feedback_ai.errors import InvalidInput, NotFound
+from feedback_ai.themes import edits
+from tests.themes.conftest import EXTRA_INTENT, INTENTS, gold, ingest, kmeans, purity
+
+pytestmark = pytest.mark.slow  # the real embedding model
+
+
+def load(stack: Any, banking: dict[str, list[str]], intents: tuple[str, ...] = INTENTS) -> dict:
+    feedback, _ = stack
+    texts = [t for intent in intents for t in banking[intent]]
+    item_ids = ingest(feedback, "acme", texts)
+    return dict(zip(item_ids, [gold(banking, intents)[t] for t in texts], strict=True))
+
+
+def theme_of_intent(themes: Any, intent_of: dict[str, str], intent: str) -> str:
+    """The theme holding most of an intent's items."""
+    votes = Counter(
+        t.id
+        for t in themes.db.themes("acme")
+        for item in themes.db.theme_items("acme", t.id)
+        if intent_of[item] == intent
+    )
+    return votes.most_common(1)[0][0]
+
+
+def test_refit_builds_readable_themes_from_stored_vectors(stack, banking, theme_settings) -> None:
+    feedback, themes = stack
+    intent_of = load(stack, banking)
+    result = themes.refit("acme")
+
+    assert result["taxonomy_version"] == 1 and result["themes"] == 8 and result["created"] == 8
+    # some queries hold a '!', which the test NLP splits into two mentions
+    assert result["mentions"] > len(intent_of) and result["pool"] == 0
+    assert purity(themes, "acme", intent_of) >= 0.8
+    live = themes.db.themes("acme")
+    assert {t.theme_id for t in feedback.store.list_themes("acme")} == {t.id for t in live}
+    for theme in live:
+        members = set(themes.db.theme_items("acme", theme.id))
+        assert theme.label and theme.keywords and theme.items == len(members)
+        assert len(theme.quotes) == 3 and {q["item_id"] for q in theme.quotes} <= members
+    counted = sum(t.items for t in live)  # an item counts once per theme, however many mentions
+    assert len(intent_of) <= counted < result["mentions"]
+    assert Counter(e.kind for e in themes.db.events("acme")) == {"created": 8, "refit": 1}
+    assert feedback.store.list_themes("globex") == [] and themes.db.themes("globex") == []
+
+    record = json.loads((theme_settings.themes_dir / "registry.jsonl").read_text().splitlines()[-1])
+    saved = record["path"]
+    assert record["name"] == "themes/acme" and len(record["sha256"]) == 64
+    assert any(p.suffix == ".safetensors" for p in Path(saved).iterdir())
+
+
+def test_a_second_refit_with_another_seed_keeps_the_ids(stack, banking) -> None:
+    _, themes = stack
+    load(stack, banking)
+    themes.refit("acme")
+    before = {t.id for t in themes.db.themes("acme")}
+    themes.settings = themes.settings.model_copy(update={"theme_seed": 7})
+    result = themes.refit("acme")
+    after = {t.id for t in themes.db.themes("acme")}
+    assert result["taxonomy_version"] == 2
+    assert len(before & after) >= 7, (result, before, after)
+
+
+def test_a_new_intent_becomes_a_new_theme_and_the_others_keep_their_ids(stack, banking) -> None:
+    feedback, themes = stack
+    load(stack, banking)
+    themes.refit("acme")
+    before = {t.id for t in themes.db.themes("acme")}
+    ingest(feedback, "acme", banking[EXTRA_INTENT])
+    themes._components = kmeans(9)
+    result = themes.refit("acme")
+    after = {t.id for t in themes.db.themes("acme")}
+    assert result["created"] >= 1 and len(before & after) >= 7
+    assert len(after) == 9
+
+
+def test_human_edits_survive_a_refit(stack, banking) -> None:
+    _, themes = stack
+    intent_of = load(stack, banking)
+    themes.refit("acme")
+    named = theme_of_intent(themes, intent_of, "card_arrival")
+    noisy = theme_of_intent(themes, intent_of, "atm_support")
+    source = theme_of_intent(themes, intent_of, "pin_blocked")
+    target = theme_of_intent(themes, intent_of, "lost_or_stolen_card")
+    edits.rename(themes, "acme", named, "Card delivery", "alice")
+    edits.set_noise(themes, "acme", noisy, True, "alice")
+    edits.merge(themes, "acme", source, target, "bob")
+    moved = next(i for i, intent in intent_of.items() if intent == "exchange_rate")
+    home = theme_of_intent(themes, intent_of, "age_limit")
+    edits.move(themes, "acme", moved, home, "carol")
+
+    themes.refit("acme")  # k-means still finds 8 clusters, pin_blocked among them
+    by_id = {t.id: t for t in themes.db.themes("acme", ("active", "noise", "merged", "retired"))}
+    assert by_id[named].label == "Card delivery" and by_id[named].label_pinned
+    assert by_id[noisy].status == "noise"
+    assert by_id[source].status == "merged" and by_id[target].status == "active"
+    assert themes.db.item_theme_ids("acme", moved) == [home]
+    pin_items = [i for i, intent in intent_of.items() if intent == "pin_blocked"]
+    placed = Counter(t for i in pin_items for t in themes.db.item_theme_ids("acme", i))
+    assert placed.most_common(1)[0][0] == target  # the folded cluster went to the merge target
+    kinds = [(e.kind, e.actor) for e in themes.db.events("acme")]
+    assert {("renamed", "alice"), ("merged", "bob"), ("moved", "carol")} <= set(kinds)
+
+
+def test_a_persons_split_is_kept_apart_by_the_next_refit(stack, banking) -> None:
+    _, themes = stack
+    load(stack, banking)
+    themes._components = kmeans(7)  # one cluster must hold two intents
+    themes.refit("acme")
+    mixed = max(themes.db.themes("acme"), key=lambda t: t.items)
+    parts = edits.split(themes, "acme", mixed.id, 2, "dana")
+    assert parts[0] == mixed.id and len(parts) == 2
+    child = themes.db.theme("acme", parts[1])
+    assert child.split_from == mixed.id and child.status == "active"
+
+    themes.refit("acme")  # k = 7 again: the refit would join the parts
+    live = {t.id for t in themes.db.themes("acme")}
+    assert set(parts) <= live
+    assert all(themes.db.theme_items("acme", p) for p in parts)
+
+
+def test_bad_edits_are_clear_errors(stack, banking) -> None:
+    _, themes = stack
+    with pytest.raises(InvalidInput, match="at least 20"):
+        themes.refit("acme")  # nothing stored yet
+    load(stack, banking)
+    themes.refit("acme")
+    some = themes.db.themes("acme")[0].id
+    with pytest.raises(NotFound):
+        edits.rename(themes, "acme", "th_missing", "x", "eve")
+    with pytest.raises(NotFound):
+        edits.rename(themes, "globex", some, "x", "eve")  # another workspace's theme
+    with pytest.raises(InvalidInput, match="itself"):
+        edits.merge(themes, "acme", some, some, "eve")
+    with pytest.raises(InvalidInput, match="between 2 and 10"):
+        edits.split(themes, "acme", some, 1, "eve")
+    with pytest.raises(NotFound):
+        edits.move(themes, "acme", "no-such-item", some, "eve")
