@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from api import errors
-from api.routers import feedback, health, jobs, search
+from api.routers import feedback, health, jobs, search, themes
 from feedback_ai import __version__
 from feedback_ai.config import Mode, Settings
 from feedback_ai.factory import bootstrap, build_service, default_key_path
@@ -69,6 +69,7 @@ def create_app(
         disp: Dispatch = dispatch if dispatch is not None else own_disp
         _announce(settings, svc)
         app.state.service, app.state.dispatch = svc, disp
+        app.state.themes = svc.themes
         app.state.readiness = {
             "records": svc.records.ready,
             "store": svc.store.ready,
@@ -95,6 +96,6 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
-    for router in (health.router, feedback.router, jobs.router, search.router):
+    for router in (health.router, feedback.router, jobs.router, search.router, themes.router):
         app.include_router(router)
     return app

@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from feedback_ai.errors import Forbidden, Unauthenticated
 from feedback_ai.records import SCOPES, Principal
 from feedback_ai.service import Dispatch, FeedbackService
+from feedback_ai.themes.service import ThemeService
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
 
@@ -23,7 +24,12 @@ def get_dispatch(request: Request) -> Dispatch:
     return request.app.state.dispatch  # type: ignore[no-any-return]
 
 
+def get_themes(request: Request) -> ThemeService:
+    return request.app.state.themes  # type: ignore[no-any-return]
+
+
 ServiceDep = Annotated[FeedbackService, Depends(get_service)]
+ThemesDep = Annotated[ThemeService, Depends(get_themes)]
 DispatchDep = Annotated[Dispatch, Depends(get_dispatch)]
 
 
@@ -32,7 +38,7 @@ def _principal(
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if not service.settings.auth:
-        return Principal("default", frozenset(SCOPES))
+        return Principal("default", frozenset(SCOPES), "no-auth")
     if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
         raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
     principal = service.records.authenticate(creds.credentials)

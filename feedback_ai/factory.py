@@ -65,14 +65,21 @@ def build_service(
     records: Records | None = None,
 ) -> FeedbackService:
     """Build a service; any stage passed in is used as is (tests inject fakes or shared models)."""
+    from feedback_ai.nlp.sentiment import VaderSentiment
+    from feedback_ai.themes.service import ThemeService
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     embedder = embedder or make_embedder(settings)
+    records = records or Records(settings.resolved_database_url)
+    store = store or make_store(settings, embedder.dim)
     return FeedbackService(
         settings=settings,
-        records=records or Records(settings.resolved_database_url),
-        store=store or make_store(settings, embedder.dim),
+        records=records,
+        store=store,
         embedder=embedder,
         nlp=nlp or LazyTextProcessor(settings),
+        sentiment=VaderSentiment(),
+        themes=ThemeService(settings, records, store, embedder),
     )
 
 

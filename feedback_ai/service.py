@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from feedback_ai.embed._base import Embedder
 from feedback_ai.errors import InvalidInput
 from feedback_ai.importers import Row
 from feedback_ai.nlp._base import ProcessedText, TextProcessor
+from feedback_ai.nlp.sentiment import SentimentScorer
 from feedback_ai.records import ProcessedItem, Records
 from feedback_ai.records.models import Item
 from feedback_ai.schemas import (
@@ -40,6 +41,18 @@ from feedback_ai.store._base import MentionPoint, ScoredMention, SearchFilter, V
 log = logging.getLogger(__name__)
 
 Dispatch = Callable[[str, list[str]], None]  # (job_id, item_ids) -> enqueue
+
+
+class ThemeAssigner(Protocol):
+    """Live theme assignment at ingest (`feedback_ai.themes.service.ThemeService`)."""
+
+    def assign(self, points: Sequence[MentionPoint]) -> int:
+        """Place stored mentions in themes or the pool; returns the pool's growth."""
+        ...
+
+    def forget(self, workspace: str, item_ids: Sequence[str]) -> None:
+        """Drop deleted items from themes and the pool."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -73,12 +86,16 @@ class FeedbackService:
         store: VectorStore,
         embedder: Embedder,
         nlp: TextProcessor,
+        sentiment: SentimentScorer | None = None,
+        themes: ThemeAssigner | None = None,
     ) -> None:
         self.settings = settings
         self.records = records
         self.store = store
         self.embedder = embedder
         self.nlp = nlp
+        self.sentiment = sentiment
+        self.themes = themes  # live assignment of stored mentions to themes (or the pool)
 
     # --- ingest (API side): validate, persist, plan batches
     def submit(self, workspace: str, raw_items: list[Any], dispatch: Dispatch) -> Submission:
@@ -144,16 +161,22 @@ class FeedbackService:
         ok = [(item, p) for item, p in zip(items, processed, strict=True) if p is not None]
         texts = [m for _, p in ok for m in p.mentions]
         vectors = self.embedder.embed(texts)
+        scores = self.sentiment.score(texts) if self.sentiment else [None] * len(texts)
         points, cursor = [], 0
         for item, p in ok:
-            points.extend(self._points(item, p, vectors[cursor : cursor + len(p.mentions)]))
+            span = slice(cursor, cursor + len(p.mentions))
+            points.extend(self._points(item, p, vectors[span], scores[span]))
             cursor += len(p.mentions)
         self._replace_mentions([item for item, _ in ok], points)
+        growth = self.themes.assign(points) if self.themes and points else 0
         done = [ProcessedItem(i.id, p.text, len(p.mentions), p.pii) for i, p in ok]
         self.records.mark_stored(job_id, done, keep_raw=not self.settings.redact_pii)
         if failures:
             self.records.mark_failed(job_id, failures)
-        return {"stored": len(done), "failed": len(failures)}
+        return {"stored": len(done), "failed": len(failures), "pool_growth": growth}
+
+    def workspace_of(self, job_id: str) -> str | None:
+        return self.records.job_workspace(job_id)
 
     def _nlp(self, items: list[Item]) -> tuple[list[ProcessedText | None], dict[str, str]]:
         try:
@@ -170,7 +193,9 @@ class FeedbackService:
                 failures[item.id] = f"text processing failed: {type(exc).__name__}: {exc}"
         return out, failures
 
-    def _points(self, item: Item, p: ProcessedText, vectors: np.ndarray) -> list[MentionPoint]:
+    def _points(
+        self, item: Item, p: ProcessedText, vectors: np.ndarray, scores: Sequence[float | None]
+    ) -> list[MentionPoint]:
         return [
             MentionPoint(
                 id=ids.mention_id(item.id, index),
@@ -186,6 +211,7 @@ class FeedbackService:
                 rating=item.rating,
                 rating_scale=item.rating_scale,
                 metadata=item.meta or {},
+                sentiment=scores[index],
             )
             for index, text in enumerate(p.mentions)
         ]
@@ -257,6 +283,8 @@ class FeedbackService:
     def delete(self, workspace: str, item_id: str) -> None:
         self.records.get_item(workspace, item_id)  # 404 before touching the store
         self.store.delete_items(workspace, [item_id])
+        if self.themes is not None:
+            self.themes.forget(workspace, [item_id])
         self.records.delete_item(workspace, item_id)
 
     def job_status(self, workspace: str, job_id: str) -> JobStatus:

@@ -9,7 +9,9 @@ from feedback_ai.config import Settings
 
 def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or Settings()
-    app = Celery("feedback_ai", broker=settings.broker_url, include=["workers.tasks"])
+    app = Celery(
+        "feedback_ai", broker=settings.broker_url, include=["workers.tasks", "workers.theme_tasks"]
+    )
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -24,6 +26,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_default_queue="feedback_ai",
         beat_schedule={
             "requeue-stale-pending": {"task": "feedback_ai.requeue_pending", "schedule": 600.0},
+            "refit-themes": {
+                "task": "feedback_ai.refit_all",
+                "schedule": float(settings.theme_refit_every_s),
+            },
         },
     )
     return app

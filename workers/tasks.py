@@ -59,7 +59,7 @@ def backoff(retries: int, base: float = 2.0, cap: float = 300.0) -> float:
 def ingest_batch(self, job_id: str, item_ids: list[str]) -> dict[str, int]:  # type: ignore[no-untyped-def]
     service = get_service()
     try:
-        return service.process(job_id, item_ids)
+        result = service.process(job_id, item_ids)
     except Exception as exc:
         retries = self.request.retries
         if retries >= service.settings.task_max_retries:
@@ -72,6 +72,21 @@ def ingest_batch(self, job_id: str, item_ids: list[str]) -> dict[str, int]:  # t
         if self.request.is_eager:  # in-process queue: apply() re-runs at once, so wait here
             time.sleep(countdown)
         raise self.retry(exc=exc, countdown=countdown) from exc
+    if result.get("pool_growth", 0) >= service.settings.emerging_check_every:
+        _check_emerging(service.workspace_of(job_id), eager=bool(self.request.is_eager))
+    return result
+
+
+def _check_emerging(workspace: str | None, eager: bool) -> None:
+    """The pool grew enough: look for emerging themes (a separate task; inline when eager)."""
+    from workers.theme_tasks import detect_emerging
+
+    if workspace is None:
+        return
+    if eager:
+        detect_emerging.apply(args=(workspace,))
+    else:
+        detect_emerging.apply_async(args=(workspace,))
 
 
 @celery_app.task(name="feedback_ai.requeue_pending")

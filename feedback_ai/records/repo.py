@@ -32,6 +32,7 @@ def hash_key(key: str) -> str:
 class Principal:
     workspace: str
     scopes: frozenset[str]
+    name: str = "anonymous"  # who, in audit logs: the key's name and prefix
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,8 @@ class Records:
             row = s.get(ApiKey, hash_key(key))
             if row is None:
                 return None
-            return Principal(row.workspace_id, frozenset(row.scopes.split(",")))
+            who = f"{row.name or 'key'} ({row.prefix}…)"
+            return Principal(row.workspace_id, frozenset(row.scopes.split(",")), who)
 
     # --- ingest
     def accept(
@@ -298,6 +300,11 @@ class Records:
                 )
             ]
             return job, counts, failed
+
+    def job_workspace(self, job_id: str) -> str | None:
+        with self.session() as s:
+            job = s.get(Job, job_id)
+            return job.workspace_id if job else None
 
     def get_item(self, workspace: str, item_id: str) -> Item:
         with self.session() as s:

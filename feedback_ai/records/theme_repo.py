@@ -275,10 +275,20 @@ class ThemeRecords:
         items: Sequence[str],
         rows: Sequence[dict[str, Any]],
         pool: Sequence[dict[str, Any]],
+        manual_too: bool = False,
     ) -> None:
         """Ingest-time assignment (no taxonomy change): these items' refit/live rows and pool
-        entries are replaced by `rows` and `pool`."""
+        entries are replaced by `rows` and `pool` (`manual_too`: a person's rows too, when the
+        items are deleted)."""
         with self.session() as s, s.begin():
+            if manual_too:
+                for start in range(0, len(items), 5_000):
+                    chunk = list(items[start : start + 5_000])
+                    s.execute(
+                        delete(ItemTheme).where(
+                            ItemTheme.workspace_id == workspace, ItemTheme.item_id.in_(chunk)
+                        )
+                    )
             self._rows(s, workspace, None, rows, items)
             for start in range(0, len(items), 5_000):
                 chunk = list(items[start : start + 5_000])
@@ -309,6 +319,12 @@ class ThemeRecords:
                 )
             )
             return version
+
+    def workspaces(self) -> list[str]:
+        from feedback_ai.records.models import Workspace
+
+        with self.session() as s:
+            return list(s.scalars(select(Workspace.id).order_by(Workspace.id)))
 
     # --- the unassigned pool
     def pool(self, workspace: str, limit: int) -> list[PoolMention]:

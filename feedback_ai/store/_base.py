@@ -41,6 +41,7 @@ class MentionPoint:
     rating: float | None = None
     rating_scale: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    sentiment: float | None = None  # in [-1, 1]; see feedback_ai.nlp.sentiment
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ One point per mention; its payload::
 
     workspace, item_id, mention_index, text, source   always present
     created_at                                        float, epoch seconds UTC
-    account_id, segment, rating, rating_scale         present only when set
+    account_id, segment, rating, rating_scale,
+    sentiment                                         present only when set
     metadata                                          object; filters address `metadata.<key>`
 
 Backends never build payloads or filters themselves: they call `to_payload` / `to_scored` and map
@@ -27,7 +28,7 @@ from feedback_ai.store._base import MentionPoint, ScoredMention, SearchFilter, T
 
 Scalar = str | int | bool
 
-_OPTIONAL_FIELDS = ("account_id", "segment", "rating", "rating_scale")
+_OPTIONAL_FIELDS = ("account_id", "segment", "rating", "rating_scale", "sentiment")
 _METADATA_KEY = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")  # no dots or brackets: one path segment
 
 
@@ -83,7 +84,7 @@ def to_payload(point: MentionPoint) -> dict[str, Any]:
     for name in _OPTIONAL_FIELDS:
         value = getattr(point, name)
         if value is not None:
-            payload[name] = float(value) if name == "rating" else value
+            payload[name] = float(value) if name in ("rating", "sentiment") else value
     return payload
 
 

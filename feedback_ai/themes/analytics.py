@@ -9,7 +9,8 @@ Counts are of items (an item is counted once per theme however many mentions it 
   `alert_baseline_days` before that. Under "no change" the window's count is Poisson with mean
   `(baseline + 1) * window / baseline_days`; an alert is raised when the one-sided p-value
   `P(X >= count)` is below `alert_alpha / number of themes` (Bonferroni) and the count is at
-  least `alert_min_items`. Themes that emerged in the window are alerts too (`new_theme`).
+  least `alert_min_items`. Themes that emerged since the last refit and have items in the window
+  are alerts too (`new_theme`).
 - Tree: average-linkage clustering of theme centroids (cosine); themes closer than
   `1 - threshold` at the cut share a parent group.
 """
@@ -167,10 +168,10 @@ def alerts(
         count, base = int(now_counts.get(theme.id, 0)), int(base_counts.get(theme.id, 0))
         expected = (base + 1) * window_days / baseline_days
         p = float(poisson.sf(count - 1, expected))
-        if count >= min_items and p < alpha / max(len(live), 1):
-            out.append(_alert("spike", theme, count, base, expected, p))
-        elif theme.is_new and utc(theme.created_at) >= split:
+        if theme.is_new and count > 0:  # emerged since the last refit, active in the window
             out.append(_alert("new_theme", theme, count, base, expected, p))
+        elif count >= min_items and p < alpha / max(len(live), 1):
+            out.append(_alert("spike", theme, count, base, expected, p))
     evidence = db.evidence(workspace, [a["theme"].id for a in out], Window(split, at))
     for a in out:
         a["evidence"] = evidence.get(a["theme"].id, [])

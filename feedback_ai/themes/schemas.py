@@ -191,5 +191,5 @@ class SplitIn(_In):
 
 
 class MoveIn(_In):
-    theme_id: str = Field(description="The theme the item belongs to.")
+    item_id: str = Field(description="The feedback item to place in this theme.")
     from_theme: str | None = Field(None, description="Leave only this theme (default: all).")

@@ -287,30 +287,24 @@ class ThemeService:
         return report
 
     # --- live assignment (ingest)
-    def assign(self, points: Sequence[MentionPoint], sentiment: Sequence[float | None]) -> int:
+    def assign(self, points: Sequence[MentionPoint]) -> int:
         """Assign freshly stored mentions to the nearest theme, or to the pool. Returns the
-        workspace pool's growth since its last emerging check (0 when nothing to check)."""
-        by_ws: dict[str, list[int]] = {}
-        for i, p in enumerate(points):
-            by_ws.setdefault(p.workspace, []).append(i)
-        grew = 0
-        for workspace, idx in by_ws.items():
-            grew = max(grew, self._assign(workspace, [points[i] for i in idx], sentiment, idx))
-        return grew
+        pool's growth since its last emerging check (0 when nothing new went there)."""
+        by_ws: dict[str, list[MentionPoint]] = {}
+        for p in points:
+            by_ws.setdefault(p.workspace, []).append(p)
+        return max((self._assign(ws, group) for ws, group in by_ws.items()), default=0)
 
-    def _assign(
-        self,
-        workspace: str,
-        points: list[MentionPoint],
-        sentiment: Sequence[float | None],
-        idx: list[int],
-    ) -> int:
+    def forget(self, workspace: str, item_ids: Sequence[str]) -> None:
+        self.db.live(workspace, list(item_ids), [], [], manual_too=True)
+
+    def _assign(self, workspace: str, points: list[MentionPoint]) -> int:
         cents = self.centroids(workspace)
         if cents is None:  # never refitted: the first refit places everything
             return 0
         vectors = np.stack([p.vector for p in points]).astype(np.float32)
         best, sims = fitting.nearest(vectors, cents.matrix, cents.threshold)
-        scores = [np.nan if sentiment[i] is None else sentiment[i] for i in idx]
+        scores = [np.nan if p.sentiment is None else p.sentiment for p in points]
         grouped = by_item([p.item_id for p in points], best, sims, scores)
         rows = item_rows(workspace, grouped, cents.ids, self.db.item_fields, "live")
         pool = [

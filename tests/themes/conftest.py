@@ -1,93 +1,33 @@
-"""Real data for theme tests: BANKING77 queries of a few intents, embedded once per session by
-the real default embedder; stages injected so refits run in seconds (k-means, seeded)."""
+"""Theme test helpers: a feedback + theme service pair over the same stores, ingest, purity.
+
+The data and model fixtures (`banking`, `real_embedder`, `theme_settings`, `kmeans`) live in
+tests/conftest.py: the API tests use them too."""
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
-from feedback_ai.config import Settings, StoreBackend
-from tests.conftest import SHARED_DATA
+from feedback_ai.config import Settings
+from tests.conftest import EXTRA_INTENT, INTENTS, kmeans
 
-INTENTS = (
-    "card_arrival",
-    "exchange_rate",
-    "lost_or_stolen_card",
-    "pin_blocked",
-    "age_limit",
-    "cancel_transfer",
-    "top_up_failed",
-    "atm_support",
-)
-EXTRA_INTENT = "terminate_account"
-PER_INTENT = 40
-
-
-@pytest.fixture(scope="session")
-def banking() -> dict[str, list[str]]:
-    """Intent -> its first PER_INTENT training queries."""
-    path = SHARED_DATA / "banking77" / "train.csv"
-    if not path.exists():
-        pytest.skip(f"shared data not found at {SHARED_DATA}")
-    out: dict[str, list[str]] = {}
-    with path.open() as fh:
-        for row in csv.DictReader(fh):
-            texts = out.setdefault(row["category"], [])
-            if len(texts) < PER_INTENT:
-                texts.append(row["text"])
-    return out
-
-
-@pytest.fixture(scope="session")
-def real_embedder() -> Any:
-    from feedback_ai.embed import make_embedder
-
-    return make_embedder(Settings(models_dir=Path("models")))
-
-
-def kmeans(k: int) -> Callable[[int, int], tuple[Any, Any]]:
-    """BERTopic stages for tests: no reduction, k-means with k clusters."""
-
-    def components(n: int, seed: int) -> tuple[Any, Any]:
-        from bertopic.dimensionality import BaseDimensionalityReduction
-        from sklearn.cluster import KMeans
-
-        return BaseDimensionalityReduction(), KMeans(k, random_state=seed, n_init=10)
-
-    return components
-
-
-@pytest.fixture
-def theme_settings(tmp_path: Path) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        store_backend=StoreBackend.qdrant,
-        qdrant_url=":memory:",
-        models_dir=Path("models"),
-        spacy_model="",  # blank: keywords unlemmatised, labels from keywords (fast)
-        theme_min_mentions=20,
-        emerging_min_items=8,
-    )
+__all__ = ["EXTRA_INTENT", "INTENTS", "kmeans"]
 
 
 @pytest.fixture
 def stack(theme_settings: Settings, real_embedder: Any) -> Iterator[Any]:
     """A feedback service (real embedder, no spaCy) and a theme service over the same stores."""
     from feedback_ai.factory import build_service
-    from feedback_ai.themes.service import ThemeService
     from tests.fakes import PassthroughNLP
 
     feedback = build_service(theme_settings, embedder=real_embedder, nlp=PassthroughNLP())
     feedback.records.ensure_workspace("acme")
     feedback.records.ensure_workspace("globex")
-    themes = ThemeService(
-        theme_settings, feedback.records, feedback.store, real_embedder, components=kmeans(8)
-    )
+    themes = feedback.themes
+    themes._components = kmeans(8)
     yield feedback, themes
     feedback.close()
 
