@@ -1,4 +1,4 @@
-"""`feedback-ai`: serve, worker, ingest, search, keys, requeue.
+"""`feedback-ai`: serve, worker, ingest, search, themes, keys, requeue.
 
 The server and worker commands import `api` / `workers` lazily; the rest runs the core library.
 Options fall back to `FEEDBACK_AI_*` environment variables (see `Settings`).
@@ -21,6 +21,8 @@ from feedback_ai.config import Mode, Settings
 app = typer.Typer(help="feedback_ai: feedback intelligence.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+themes_app = typer.Typer(help="Themes: refit, list.", no_args_is_help=True)
+app.add_typer(themes_app, name="themes")
 console = Console(stderr=True)
 
 DataDir = Annotated[
@@ -103,6 +105,8 @@ def ingest(
     )
     if batches:
         _run_batches(service, batches, result.accepted)
+        if service.themes is not None:
+            service.themes.detect_emerging(workspace)
     service.close()
     if result.job_id is None:
         raise typer.Exit(1)
@@ -150,6 +154,60 @@ def search(
         table.add_row(
             f"{hit.score:.3f}", hit.source, f"{hit.created_at:%Y-%m-%d}", hit.text[:160] + dup
         )
+    Console().print(table)
+    service.close()
+
+
+@themes_app.command("refit")
+def themes_refit(workspace: Workspace = "default", data_dir: DataDir = None) -> None:
+    """Refit the workspace's themes over its stored mentions (embedded: here, with progress;
+    distributed: queued for the Celery workers)."""
+    from feedback_ai.factory import build_service
+
+    settings = _settings(data_dir)
+    service = build_service(settings)
+    themes = service.themes
+    assert themes is not None
+    job_id = themes.start_refit(workspace)
+    if settings.mode == Mode.distributed:
+        _celery_dispatch().refit(job_id, workspace)
+        console.print(f"refit queued: job {job_id} (GET /v1/jobs/{job_id})")
+        return
+    with Progress(*Progress.get_default_columns(), console=console) as progress:
+        task = progress.add_task("refit", total=None)
+
+        def report(stage: str, done: int, total: int) -> None:
+            progress.update(task, description=stage, completed=done, total=total or None)
+
+        result = themes.run_refit(workspace, job_id, progress=report)
+    service.close()
+    run = themes.db.run(workspace, job_id)
+    if run.state != "succeeded":
+        console.print(f"[red]refit failed: {run.error}")
+        raise typer.Exit(1)
+    console.print(" ".join(f"{k}={v}" for k, v in result.items()))
+
+
+@themes_app.command("list")
+def themes_list(
+    window: Annotated[str, typer.Option(help="'30d', '12w' or days.")] = "30d",
+    sort: Annotated[str, typer.Option(help="volume|growth|accounts|revenue|rating|sentiment")] = (
+        "volume"
+    ),
+    n: Annotated[int, typer.Option("-n", help="How many.")] = 20,
+    workspace: Workspace = "default",
+    data_dir: DataDir = None,
+) -> None:
+    """Themes ranked over a window."""
+    from feedback_ai.factory import build_service
+    from feedback_ai.themes import read
+
+    service = build_service(_settings(data_dir))
+    assert service.themes is not None
+    listing = read.themes(service.themes, workspace, window, sort, 0, n)
+    table = Table("id", "items", "growth", "accounts", "label", title=f"themes, last {window}")
+    for t in listing.themes:
+        table.add_row(t.id, str(t.items), f"{t.growth:+.0%}", str(t.accounts), t.label)
     Console().print(table)
     service.close()
 

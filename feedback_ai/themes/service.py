@@ -98,12 +98,14 @@ class ThemeService:
         self.db.start_run(job_id, workspace, "refit")
         return job_id
 
-    def run_refit(self, workspace: str, job_id: str) -> dict[str, Any]:
+    def run_refit(
+        self, workspace: str, job_id: str, progress: planner.Progress | None = None
+    ) -> dict[str, Any]:
         """The refit task's body: the job's state and progress are kept up to date; bad input
         (too little data) fails the job, other errors propagate (the task retries)."""
         self.db.update_run(job_id, state="running", stage="loading", error=None)
         try:
-            result = self.refit(workspace, job_id)
+            result = self.refit(workspace, job_id, progress=progress)
         except InvalidInput as exc:
             self.db.update_run(job_id, state="failed", error=exc.message)
             return {}
@@ -113,8 +115,15 @@ class ThemeService:
     def fail_run(self, job_id: str, reason: str) -> None:
         self.db.update_run(job_id, state="failed", error=reason)
 
-    def refit(self, workspace: str, job_id: str | None = None, actor: str = "refit") -> dict:
-        progress = self._progress(job_id)
+    def refit(
+        self,
+        workspace: str,
+        job_id: str | None = None,
+        actor: str = "refit",
+        progress: planner.Progress | None = None,
+    ) -> dict:
+        """Refit now; progress goes to the job (and to `progress`, e.g. a progress bar)."""
+        progress = self._progress(job_id, progress)
         corpus = self.load(workspace, progress)
         if len(corpus) < self.settings.theme_min_mentions:
             raise InvalidInput(
@@ -277,12 +286,12 @@ class ThemeService:
             fh.write(dumps(record) + "\n")
         return record
 
-    def _progress(self, job_id: str | None) -> planner.Progress:
-        if job_id is None:
-            return lambda *_: None
-
+    def _progress(self, job_id: str | None, also: planner.Progress | None) -> planner.Progress:
         def report(stage: str, done: int, total: int) -> None:
-            self.db.update_run(job_id, state="running", stage=stage, done=done, total=total)
+            if job_id is not None:
+                self.db.update_run(job_id, state="running", stage=stage, done=done, total=total)
+            if also is not None:
+                also(stage, done, total)
 
         return report
 
