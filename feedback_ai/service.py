@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -53,6 +54,23 @@ class ThemeAssigner(Protocol):
     def forget(self, workspace: str, item_ids: Sequence[str]) -> None:
         """Drop deleted items from themes and the pool."""
         ...
+
+
+# Items per stage of the ingest pipeline (`FeedbackService.process`). Smaller parts leave less
+# of a batch's NLP and storing outside the overlap (the first part's NLP, the last part's store);
+# larger ones give the model bigger batches to sort by length. 64 costs the model ~4% more
+# padding than whole 256-item batches and overlaps 3/4 of the rest.
+PIPELINE_PART = 64
+
+
+@dataclass(frozen=True)
+class _Part:
+    """A part of a batch between the two stages: processed text, and its vectors to come."""
+
+    ok: list[tuple[Item, ProcessedText]]  # items whose text processing succeeded
+    failures: dict[str, str]  # item id -> reason
+    scores: Sequence[float | None]  # sentiment per mention, in mention order
+    vectors: Future[np.ndarray]  # one row per mention, in mention order
 
 
 @dataclass(frozen=True)
@@ -153,27 +171,56 @@ class FeedbackService:
 
     def process(self, job_id: str, item_ids: Sequence[str]) -> dict[str, int]:
         """Redact, split, embed and store a batch. Safe to repeat: ids are deterministic and
-        items already done for this job are skipped. Raises on transient failures (retry)."""
+        items already done for this job are skipped. Raises on transient failures (retry).
+
+        A two-stage pipeline over parts of `PIPELINE_PART` items: while one thread embeds a part
+        (ONNX Runtime computes without the GIL), this one redacts the next part and stores the
+        one before, so the model is not kept waiting by the NLP, the store and the records
+        database. Each part is marked stored once its points are written: after a failure, the
+        retry re-fetches only what is still pending."""
         items = self.records.items_to_process(job_id, item_ids)
-        if not items:
-            return {"stored": 0, "failed": 0}
+        totals = {"stored": 0, "failed": 0}
+        model = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+        try:
+            previous: _Part | None = None
+            for start in range(0, len(items), PIPELINE_PART):
+                part = self._prepare(items[start : start + PIPELINE_PART], model)
+                if previous is not None:
+                    self._finish(job_id, previous, totals)
+                previous = part
+            if previous is not None:
+                self._finish(job_id, previous, totals)
+        finally:
+            model.shutdown(wait=True, cancel_futures=True)
+        return totals
+
+    def _prepare(self, items: list[Item], model: ThreadPoolExecutor) -> _Part:
+        """NLP on this thread, then the part's mentions go to the model's thread."""
         processed, failures = self._nlp(items)
         ok = [(item, p) for item, p in zip(items, processed, strict=True) if p is not None]
         texts = [m for _, p in ok for m in p.mentions]
-        vectors = self.embedder.embed(texts)
-        scores = self.sentiment.score(texts) if self.sentiment else [None] * len(texts)
+        scores: Sequence[float | None] = [None] * len(texts)
+        if self.sentiment:
+            scores = self.sentiment.score(texts)
+        return _Part(ok, failures, scores, model.submit(self.embedder.embed, texts))
+
+    def _finish(self, job_id: str, part: _Part, totals: dict[str, int]) -> None:
+        """Wait for the part's vectors, write its points, assign themes, mark its items."""
+        vectors = part.vectors.result()
         points, cursor = [], 0
-        for item, p in ok:
+        for item, p in part.ok:
             span = slice(cursor, cursor + len(p.mentions))
-            points.extend(self._points(item, p, vectors[span], scores[span]))
+            points.extend(self._points(item, p, vectors[span], part.scores[span]))
             cursor += len(p.mentions)
-        self._replace_mentions([item for item, _ in ok], points)
-        growth = self.themes.assign(points) if self.themes and points else 0
-        done = [ProcessedItem(i.id, p.text, len(p.mentions), p.pii) for i, p in ok]
+        self._replace_mentions([item for item, _ in part.ok], points)
+        if self.themes and points:  # the pool's size past its last check: the latest counts
+            totals["pool_growth"] = self.themes.assign(points)
+        done = [ProcessedItem(i.id, p.text, len(p.mentions), p.pii) for i, p in part.ok]
         self.records.mark_stored(job_id, done, keep_raw=not self.settings.redact_pii)
-        if failures:
-            self.records.mark_failed(job_id, failures)
-        return {"stored": len(done), "failed": len(failures), "pool_growth": growth}
+        if part.failures:
+            self.records.mark_failed(job_id, part.failures)
+        totals["stored"] += len(done)
+        totals["failed"] += len(part.failures)
 
     def workspace_of(self, job_id: str) -> str | None:
         return self.records.job_workspace(job_id)

@@ -1,0 +1,139 @@
+"""The ingest task body (`FeedbackService.process`) on batches larger than one pipeline part.
+
+Fast fakes stand in for the models; the real worker over Redis is tested in tests/workers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from feedback_ai.config import Settings, StoreBackend
+from feedback_ai.factory import build_service
+from feedback_ai.nlp._base import ProcessedText
+from feedback_ai.service import PIPELINE_PART, FeedbackService
+from tests.fakes import HashEmbedder, PassthroughNLP
+
+N = 2 * PIPELINE_PART + 10  # three parts
+
+
+class FlakyEmbedder(HashEmbedder):
+    """Fails its `fail_on`-th call (1-based) once."""
+
+    def __init__(self, fail_on: int) -> None:
+        super().__init__()
+        self.calls, self.fail_on = 0, fail_on
+
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise RuntimeError("model went away")
+        return super().embed_batch(texts)
+
+
+class HandshakeEmbedder(HashEmbedder):
+    """Its first call returns only once the NLP has started on the next part."""
+
+    def __init__(self, next_part_seen: threading.Event) -> None:
+        super().__init__()
+        self.next_part_seen, self.first = next_part_seen, True
+
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        if self.first:
+            self.first = False
+            if not self.next_part_seen.wait(timeout=30):  # a deadlock guard, not a timing test
+                raise AssertionError("the next part's NLP did not run while this part embedded")
+        return super().embed_batch(texts)
+
+
+class CountingNLP(PassthroughNLP):
+    def __init__(self, second_call: threading.Event | None = None) -> None:
+        self.calls, self.second_call = 0, second_call
+
+    def process(self, texts: Sequence[str]) -> list[ProcessedText]:
+        self.calls += 1
+        if self.calls == 2 and self.second_call is not None:
+            self.second_call.set()
+        return super().process(texts)
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[FeedbackService]:
+    settings = Settings(
+        data_dir=tmp_path,
+        store_backend=StoreBackend.qdrant,
+        qdrant_url=":memory:",
+        task_batch_size=1_000,
+        models_dir=Path("models"),
+    )
+    svc = build_service(settings, embedder=HashEmbedder(), nlp=PassthroughNLP())
+    svc.records.ensure_workspace("default")
+    yield svc
+    svc.close()
+
+
+def _submit(service: FeedbackService, items: list[dict[str, str]]) -> tuple[str, list[str]]:
+    batches: list[tuple[str, list[str]]] = []
+    service.submit("default", items, lambda job, ids: batches.append((job, ids)))
+    assert len(batches) == 1
+    return batches[0]
+
+
+def _items(n: int, tag: str = "") -> list[dict[str, str]]:
+    return [{"text": f"item {i} {tag}: export fails! and it is slow", "external_id": str(i)}
+            for i in range(n)]  # fmt: skip
+
+
+def test_a_batch_of_several_parts_is_stored_whole(service: FeedbackService) -> None:
+    job_id, ids = _submit(service, _items(N))
+    service.nlp = CountingNLP()
+    assert service.process(job_id, ids)["stored"] == N
+    assert service.nlp.calls == 3  # type: ignore[attr-defined]
+    assert service.store.count("default") == 2 * N  # two mentions per item
+    assert service.job_status("default", job_id).counts["stored"] == N
+
+
+def test_the_next_part_is_redacted_while_this_one_embeds(service: FeedbackService) -> None:
+    next_part = threading.Event()
+    service.nlp, service.embedder = CountingNLP(next_part), HandshakeEmbedder(next_part)
+    job_id, ids = _submit(service, _items(N))
+    assert service.process(job_id, ids)["stored"] == N
+
+
+def test_parts_done_before_a_failure_stay_done_and_a_replay_finishes(
+    service: FeedbackService,
+) -> None:
+    job_id, ids = _submit(service, _items(N))
+    service.embedder = FlakyEmbedder(fail_on=3)  # 2 model calls per part of 64 texts x 2
+    with pytest.raises(RuntimeError, match="model went away"):
+        service.process(job_id, ids)
+    counts = service.job_status("default", job_id).counts
+    assert counts["stored"] == PIPELINE_PART and counts["pending"] == N - PIPELINE_PART
+
+    assert service.process(job_id, ids)["stored"] == N - PIPELINE_PART  # the replay
+    assert service.job_status("default", job_id).counts["stored"] == N
+    assert service.store.count("default") == 2 * N  # deterministic ids: nothing twice
+
+
+def test_an_item_that_breaks_the_nlp_fails_alone_in_a_later_part(
+    service: FeedbackService,
+) -> None:
+    items = _items(N)
+    items[PIPELINE_PART + 3]["text"] = "BOOM goes this one"
+    job_id, ids = _submit(service, items)
+    result = service.process(job_id, ids)
+    assert (result["stored"], result["failed"]) == (N - 1, 1)
+    job = service.job_status("default", job_id)
+    assert job.counts["failed"] == 1 and "cannot process" in job.failed[0]["reason"]
+
+
+def test_an_update_replaces_its_mentions(service: FeedbackService) -> None:
+    job_id, ids = _submit(service, _items(N))
+    service.process(job_id, ids)
+    updated = [{"text": f"item {i} now one mention", "external_id": str(i)} for i in range(N)]
+    job_id, ids = _submit(service, updated)
+    assert service.process(job_id, ids)["stored"] == N
+    assert service.store.count("default") == N
