@@ -3,7 +3,7 @@
 item id  = UUID5(NAMESPACE, "item:{workspace}:{source}:{external_id}")  when external_id is given,
            UUID5(NAMESPACE, "hash:{workspace}:{source}:{sha256(text)}")   otherwise;
 point id = UUID5(NAMESPACE, "mention:{item_id}:{index}");
-theme point id = UUID5(NAMESPACE, "theme:{workspace}:{theme_id}").
+theme point id = UUID5(NAMESPACE, "{kind}:{workspace}:{id}"), kind "theme" or "roadmap".
 """
 
 from __future__ import annotations
@@ -30,5 +30,5 @@ def mention_id(item_id: str, index: int) -> str:
     return str(uuid.uuid5(NAMESPACE, f"mention:{item_id}:{index}"))
 
 
-def theme_point_id(workspace: str, theme_id: str) -> str:
-    return str(uuid.uuid5(NAMESPACE, f"theme:{workspace}:{theme_id}"))
+def theme_point_id(workspace: str, theme_id: str, kind: str = "theme") -> str:
+    return str(uuid.uuid5(NAMESPACE, f"{kind}:{workspace}:{theme_id}"))

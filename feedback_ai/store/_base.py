@@ -1,7 +1,7 @@
 """The vector-store contract. Every Qdrant call of the project lives in `feedback_ai/store/`.
 
-Two collections per engine: *mentions* (the feedback) and *themes* (one centroid per theme, for
-live assignment and the theme tree).
+Two collections per engine: *mentions* (the feedback) and *themes*: one vector per theme (its
+centroid, for live assignment and the tree) and per roadmap item (`kind="roadmap"`, for matching).
 
 A *mention* is one embedded span of a feedback item (short feedback: one mention; long feedback:
 one per sentence group). Each mention is one point; its payload carries the parent `item_id` and
@@ -79,6 +79,7 @@ class ThemePoint:
     vector: np.ndarray  # float32, L2-normalised, shape (dim,)
     label: str = ""
     status: str = "active"
+    kind: str = "theme"  # "theme" or "roadmap" (a roadmap item's title + description)
 
 
 @dataclass(frozen=True)
@@ -141,18 +142,19 @@ class VectorStore(abc.ABC):
         """Insert or overwrite theme centroids by (workspace, theme_id)."""
 
     @abc.abstractmethod
-    def delete_themes(self, workspace: str, theme_ids: Sequence[str]) -> None:
-        """Remove these theme centroids."""
+    def delete_themes(self, workspace: str, theme_ids: Sequence[str], kind: str = "theme") -> None:
+        """Remove these theme centroids (or roadmap vectors)."""
 
     @abc.abstractmethod
-    def list_themes(self, workspace: str) -> list[ThemePoint]:
-        """Every theme centroid of the workspace."""
+    def list_themes(self, workspace: str, kind: str = "theme") -> list[ThemePoint]:
+        """Every theme centroid (or roadmap vector) of the workspace."""
 
     @abc.abstractmethod
     def nearest_themes(
-        self, workspace: str, vectors: np.ndarray, limit: int = 1
+        self, workspace: str, vectors: np.ndarray, limit: int = 1, kind: str = "theme"
     ) -> list[list[ThemeHit]]:
-        """For each row of `vectors` (n, dim): the nearest active theme centroids, best first."""
+        """For each row of `vectors` (n, dim): the nearest theme centroids (or roadmap
+        vectors), best first."""
 
     def flush(self) -> None:  # noqa: B027 - optional hook
         """Persist pending writes (embedded engines)."""

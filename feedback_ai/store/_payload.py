@@ -126,6 +126,7 @@ def theme_payload(theme: ThemePoint) -> dict[str, Any]:
         "theme_id": theme.theme_id,
         "label": theme.label,
         "status": theme.status,
+        "kind": theme.kind,
     }
 
 
@@ -136,7 +137,13 @@ def to_theme(payload: dict[str, Any], vector: Any) -> ThemePoint:
         vector=np.asarray(vector, dtype=np.float32),
         label=payload.get("label", ""),
         status=payload.get("status", "active"),
+        kind=payload.get("kind", "theme"),
     )
+
+
+def anchor_conditions(workspace: str, kind: str) -> list[Condition]:
+    """The themes collection holds theme centroids and roadmap vectors: filter on both."""
+    return [Match("workspace", (workspace,)), Match("kind", (kind,))]
 
 
 def vector_rows(vectors: np.ndarray, dim: int) -> np.ndarray:

@@ -232,7 +232,7 @@ class EdgeStore(VectorStore):
             return
         batch = [
             qe.Point(
-                ids.theme_point_id(t.workspace, t.theme_id),
+                ids.theme_point_id(t.workspace, t.theme_id, t.kind),
                 {bm25.DENSE: pl.vector_list(t.vector, self.dim)},
                 pl.theme_payload(t),
             )
@@ -241,15 +241,15 @@ class EdgeStore(VectorStore):
         with self._open_themes() as shard:
             shard.update(qe.UpdateOperation.upsert_points(batch))
 
-    def delete_themes(self, workspace: str, theme_ids: Sequence[str]) -> None:
+    def delete_themes(self, workspace: str, theme_ids: Sequence[str], kind: str = "theme") -> None:
         if not theme_ids:
             return
-        point_ids = [ids.theme_point_id(workspace, t) for t in theme_ids]
+        point_ids = [ids.theme_point_id(workspace, t, kind) for t in theme_ids]
         with self._open_themes() as shard:
             shard.update(qe.UpdateOperation.delete_points(point_ids))  # type: ignore[arg-type]
 
-    def list_themes(self, workspace: str) -> list[ThemePoint]:
-        selector = _filter(pl.conditions(workspace))
+    def list_themes(self, workspace: str, kind: str = "theme") -> list[ThemePoint]:
+        selector = _filter(pl.anchor_conditions(workspace, kind))
         out: list[ThemePoint] = []
         offset = None
         with self._open_themes() as shard:
@@ -267,12 +267,12 @@ class EdgeStore(VectorStore):
                     return out
 
     def nearest_themes(
-        self, workspace: str, vectors: np.ndarray, limit: int = 1
+        self, workspace: str, vectors: np.ndarray, limit: int = 1, kind: str = "theme"
     ) -> list[list[ThemeHit]]:
         rows = pl.vector_rows(vectors, self.dim)
         if not len(rows):
             return []
-        selector = _filter(pl.conditions(workspace))
+        selector = _filter(pl.anchor_conditions(workspace, kind))
         requests = [
             qe.QueryRequest(
                 limit=limit,
@@ -341,9 +341,11 @@ class EdgeStore(VectorStore):
                 if name not in existing:
                     shard.update(qe.UpdateOperation.create_field_index(name, schema))
         with self._open_themes() as shard:
-            if "workspace" not in shard.info().payload_schema:
-                tenant = qe.KeywordIndexParams(is_tenant=True, enable_hnsw=False)
-                shard.update(qe.UpdateOperation.create_field_index("workspace", tenant))
+            existing = set(shard.info().payload_schema)
+            for name in ("workspace", "kind"):
+                if name not in existing:
+                    params = qe.KeywordIndexParams(is_tenant=name == "workspace", enable_hnsw=False)
+                    shard.update(qe.UpdateOperation.create_field_index(name, params))
 
 
 def _dense(vector: Any) -> Any:

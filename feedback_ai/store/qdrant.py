@@ -197,7 +197,7 @@ class QdrantStore(VectorStore):
             return
         structs = [
             models.PointStruct(
-                id=ids.theme_point_id(t.workspace, t.theme_id),
+                id=ids.theme_point_id(t.workspace, t.theme_id, t.kind),
                 vector=pl.vector_list(t.vector, self.dim),
                 payload=pl.theme_payload(t),
             )
@@ -206,15 +206,17 @@ class QdrantStore(VectorStore):
         with self._lock:
             self._client.upsert(self.themes_collection, points=structs, wait=True)
 
-    def delete_themes(self, workspace: str, theme_ids: Sequence[str]) -> None:
+    def delete_themes(self, workspace: str, theme_ids: Sequence[str], kind: str = "theme") -> None:
         if not theme_ids:
             return
-        selector = models.PointIdsList(points=[ids.theme_point_id(workspace, t) for t in theme_ids])
+        selector = models.PointIdsList(
+            points=[ids.theme_point_id(workspace, t, kind) for t in theme_ids]
+        )
         with self._lock:
             self._client.delete(self.themes_collection, points_selector=selector, wait=True)
 
-    def list_themes(self, workspace: str) -> list[ThemePoint]:
-        selector = _filter(pl.conditions(workspace))
+    def list_themes(self, workspace: str, kind: str = "theme") -> list[ThemePoint]:
+        selector = _filter(pl.anchor_conditions(workspace, kind))
         out: list[ThemePoint] = []
         offset = None
         with self._lock:
@@ -231,12 +233,12 @@ class QdrantStore(VectorStore):
                     return out
 
     def nearest_themes(
-        self, workspace: str, vectors: np.ndarray, limit: int = 1
+        self, workspace: str, vectors: np.ndarray, limit: int = 1, kind: str = "theme"
     ) -> list[list[ThemeHit]]:
         rows = pl.vector_rows(vectors, self.dim)
         if not len(rows):
             return []
-        selector = _filter(pl.conditions(workspace))
+        selector = _filter(pl.anchor_conditions(workspace, kind))
         requests = [
             models.QueryRequest(
                 query=row.tolist(), filter=selector, limit=limit, with_payload=["theme_id"]
@@ -291,14 +293,16 @@ class QdrantStore(VectorStore):
             )
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "Payload indexes have no effect", UserWarning)
-                self._client.create_payload_index(
-                    self.themes_collection,
-                    "workspace",
-                    field_schema=models.KeywordIndexParams(
-                        type=models.KeywordIndexType.KEYWORD, is_tenant=True
-                    ),
-                    wait=True,
-                )
+                for name in ("workspace", "kind"):
+                    self._client.create_payload_index(
+                        self.themes_collection,
+                        name,
+                        field_schema=models.KeywordIndexParams(
+                            type=models.KeywordIndexType.KEYWORD,
+                            is_tenant=name == "workspace" or None,
+                        ),
+                        wait=True,
+                    )
 
 
 def _dense(vector: Any) -> Any:

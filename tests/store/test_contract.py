@@ -440,3 +440,19 @@ def test_theme_centroids_upsert_list_and_delete(store: VectorStore) -> None:
     assert {t.theme_id for t in store.list_themes(OTHER_WS)} == {"t0", "t1"}
     with pytest.raises(InvalidInput):
         store.nearest_themes(WS, np.zeros((2, DIM + 1), dtype=np.float32))
+
+
+def test_theme_and_roadmap_vectors_do_not_mix(store: VectorStore) -> None:
+    ours = themes(3)
+    roadmap = [
+        ThemePoint(WS, t.theme_id, t.vector, label="item", kind="roadmap")
+        for t in themes(2, seed=5)
+    ]
+    store.upsert_themes(ours + roadmap)  # same ids ("t0", "t1"), other kind: separate points
+    assert {t.theme_id for t in store.list_themes(WS)} == {"t0", "t1", "t2"}
+    assert [t.kind for t in store.list_themes(WS, kind="roadmap")] == ["roadmap", "roadmap"]
+    hits = store.nearest_themes(WS, np.stack([roadmap[0].vector]), limit=5, kind="roadmap")
+    assert [h.theme_id for h in hits[0]][0] == "t0" and len(hits[0]) == 2
+    store.delete_themes(WS, ["t0"], kind="roadmap")
+    assert {t.theme_id for t in store.list_themes(WS)} == {"t0", "t1", "t2"}
+    assert [t.theme_id for t in store.list_themes(WS, kind="roadmap")] == ["t1"]
