@@ -10,10 +10,12 @@ from typing import Any
 from fastapi import FastAPI
 
 from api import errors
-from api.routers import feedback, health, jobs, search, themes
+from api.routers import feedback, health, jobs, links, match, roadmap, search, themes, webhooks
 from feedback_ai import __version__
 from feedback_ai.config import Mode, Settings
 from feedback_ai.factory import bootstrap, build_service, default_key_path
+from feedback_ai.link.roadmap import RoadmapService
+from feedback_ai.link.service import MatchService
 from feedback_ai.service import Dispatch, FeedbackService
 
 log = logging.getLogger("feedback_ai.api")
@@ -70,6 +72,10 @@ def create_app(
         _announce(settings, svc)
         app.state.service, app.state.dispatch = svc, disp
         app.state.themes = svc.themes
+        app.state.match = MatchService(settings, svc.records, svc.store, svc.embedder)
+        app.state.roadmap = RoadmapService(
+            settings, svc.records, svc.store, svc.embedder, app.state.match
+        )
         app.state.readiness = {
             "records": svc.records.ready,
             "store": svc.store.ready,
@@ -80,6 +86,8 @@ def create_app(
         if settings.mode == Mode.embedded and dispatch is None:  # resume what a crash left
             for job_id, ids in svc.records.pending_batches(settings.task_batch_size):
                 disp(job_id, ids)
+            for delivery_id in app.state.roadmap.db.pending_deliveries():
+                own_disp.deliver(delivery_id)
         try:
             yield
         finally:
@@ -96,6 +104,7 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
-    for router in (health.router, feedback.router, jobs.router, search.router, themes.router):
-        app.include_router(router)
+    routers = (health, feedback, links, jobs, search, themes, roadmap, match, webhooks)
+    for module in routers:
+        app.include_router(module.router)
     return app

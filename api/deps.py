@@ -9,6 +9,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from feedback_ai.errors import Forbidden, Unauthenticated
+from feedback_ai.link.roadmap import RoadmapService
+from feedback_ai.link.service import MatchService
 from feedback_ai.records import SCOPES, Principal
 from feedback_ai.service import Dispatch, FeedbackService
 from feedback_ai.themes.service import ThemeService
@@ -30,6 +32,20 @@ def get_themes(request: Request) -> ThemeService:
 
 ServiceDep = Annotated[FeedbackService, Depends(get_service)]
 ThemesDep = Annotated[ThemeService, Depends(get_themes)]
+
+
+def get_roadmap(request: Request) -> RoadmapService:
+    return request.app.state.roadmap  # type: ignore[no-any-return]
+
+
+RoadmapDep = Annotated[RoadmapService, Depends(get_roadmap)]
+
+
+def get_match(request: Request) -> MatchService:
+    return request.app.state.match  # type: ignore[no-any-return]
+
+
+MatchDep = Annotated[MatchService, Depends(get_match)]
 DispatchDep = Annotated[Dispatch, Depends(get_dispatch)]
 
 

@@ -98,6 +98,14 @@ class Settings(BaseSettings):
     alert_alpha: float = Field(0.01, gt=0, lt=1)  # family-wise, Bonferroni over themes
     alert_min_items: int = Field(5, ge=1)
 
+    # --- links: roadmap items, matching, webhooks
+    match_matched: float = Field(0.8, ge=0, le=1)  # calibrated confidence for `matched`
+    match_review: float = Field(0.4, ge=0, le=1)  # ... for `needs_review` (below: `no_match`)
+    link_suggest_min: float = Field(0.4, ge=0, le=1)  # theme <-> roadmap suggestions shown
+    match_pool: int = Field(20_000, ge=0)  # stored mentions the matcher self-trains on
+    webhook_timeout_s: float = Field(10.0, gt=0)
+    webhook_max_retries: int = Field(8, ge=0)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @cached_property

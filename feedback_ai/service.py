@@ -7,12 +7,13 @@ both call it, so both modes run the same code.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -38,29 +39,31 @@ from feedback_ai.schemas import (
     validate_items,
 )
 from feedback_ai.store._base import MentionPoint, ScoredMention, SearchFilter, VectorStore
+from feedback_ai.themes.service import ThemeService
 
 log = logging.getLogger(__name__)
 
 Dispatch = Callable[[str, list[str]], None]  # (job_id, item_ids) -> enqueue
 
 
-class ThemeAssigner(Protocol):
-    """Live theme assignment at ingest (`feedback_ai.themes.service.ThemeService`)."""
-
-    def assign(self, points: Sequence[MentionPoint]) -> int:
-        """Place stored mentions in themes or the pool; returns the pool's growth."""
-        ...
-
-    def forget(self, workspace: str, item_ids: Sequence[str]) -> None:
-        """Drop deleted items from themes and the pool."""
-        ...
-
-
-# Items per stage of the ingest pipeline (`FeedbackService.process`). Smaller parts leave less
-# of a batch's NLP and storing outside the overlap (the first part's NLP, the last part's store);
-# larger ones give the model bigger batches to sort by length. 64 costs the model ~4% more
-# padding than whole 256-item batches and overlaps 3/4 of the rest.
+# How `FeedbackService.process` cuts a batch into parts. While the model embeds one part, the task
+# redacts the next and stores the one before; what it cannot overlap is the first part's NLP and
+# the last part's storing, hence small parts at both ends. Parts between are bigger: the model
+# pads less in bigger batches (64 items pad ~4% more than whole 256-item batches).
 PIPELINE_PART = 64
+PIPELINE_EDGE = 16
+
+
+def pipeline_parts(n: int, part: int = PIPELINE_PART, edge: int = PIPELINE_EDGE) -> list[slice]:
+    """`edge` items first and last, `part` items each between (the one before last may be
+    shorter); a batch of up to 2 x `edge` items is one part."""
+    if n <= 2 * edge:
+        return [slice(0, n)] if n else []
+    cuts = [0, edge]
+    while n - edge - cuts[-1] > part:
+        cuts.append(cuts[-1] + part)
+    cuts += [n - edge, n]
+    return [slice(start, end) for start, end in itertools.pairwise(cuts)]
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ class FeedbackService:
         embedder: Embedder,
         nlp: TextProcessor,
         sentiment: SentimentScorer | None = None,
-        themes: ThemeAssigner | None = None,
+        themes: ThemeService | None = None,
     ) -> None:
         self.settings = settings
         self.records = records
@@ -165,17 +168,20 @@ class FeedbackService:
 
     # --- ingest (worker side): the task body
     def warm_up(self) -> None:
-        """Load what the task body loads lazily (spaCy, the model's first run) ahead of work."""
-        processed = self.nlp.process(["Warm-up: the export to PDF fails since the update."])
-        self.embedder.embed(processed[0].mentions)
+        """Load what the task body loads lazily (spaCy, the model's first run, the sentiment
+        lexicon) ahead of work."""
+        texts = self.nlp.process(["Warm-up: the export to PDF fails since the update."])[0].mentions
+        self.embedder.embed(texts)
+        if self.sentiment:
+            self.sentiment.score(texts)
 
     def process(self, job_id: str, item_ids: Sequence[str]) -> dict[str, int]:
         """Redact, split, embed and store a batch. Safe to repeat: ids are deterministic and
         items already done for this job are skipped. Raises on transient failures (retry).
 
-        A two-stage pipeline over parts of `PIPELINE_PART` items: while one thread embeds a part
-        (ONNX Runtime computes without the GIL), this one redacts the next part and stores the
-        one before, so the model is not kept waiting by the NLP, the store and the records
+        A two-stage pipeline over parts (`pipeline_parts`): while one thread embeds a part (ONNX
+        Runtime computes without the GIL), this one redacts the next part and stores the one
+        before, so the model is not kept waiting by the NLP, the store and the records
         database. Each part is marked stored once its points are written: after a failure, the
         retry re-fetches only what is still pending."""
         items = self.records.items_to_process(job_id, item_ids)
@@ -183,8 +189,8 @@ class FeedbackService:
         model = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
         try:
             previous: _Part | None = None
-            for start in range(0, len(items), PIPELINE_PART):
-                part = self._prepare(items[start : start + PIPELINE_PART], model)
+            for span in pipeline_parts(len(items)):
+                part = self._prepare(items[span], model)
                 if previous is not None:
                     self._finish(job_id, previous, totals)
                 previous = part

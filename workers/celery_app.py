@@ -26,6 +26,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_default_queue="feedback_ai",
         beat_schedule={
             "requeue-stale-pending": {"task": "feedback_ai.requeue_pending", "schedule": 600.0},
+            "requeue-deliveries": {"task": "feedback_ai.requeue_deliveries", "schedule": 600.0},
             "refit-themes": {
                 "task": "feedback_ai.refit_all",
                 "schedule": float(settings.theme_refit_every_s),

@@ -1,7 +1,7 @@
 """How work reaches the task bodies: over the broker, or in this process.
 
 A dispatcher is called with an ingest batch (`dispatcher(job_id, item_ids)`) and has `refit`
-for theme refits; both modes run the same Celery task bodies.
+for theme refits and `deliver` for webhook deliveries; both modes run the same task bodies.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from workers.link_tasks import deliver_webhook
 from workers.tasks import ingest_batch
 from workers.theme_tasks import refit_themes
 
@@ -26,17 +27,23 @@ class CeleryDispatcher:
     def refit(self, job_id: str, workspace: str) -> None:
         refit_themes.apply_async(args=(job_id, workspace))
 
+    def deliver(self, delivery_id: str) -> None:
+        deliver_webhook.apply_async(args=(delivery_id,))
+
     def shutdown(self) -> None:
         pass
 
 
 class InProcessDispatcher:
     """Embedded mode: run the same Celery task bodies in background threads (no broker).
-    Refits have a thread of their own, so a long refit does not hold up ingest."""
+    Refits have a thread of their own, so a long refit does not hold up ingest, and webhook
+    deliveries another (their retries wait in it); deliveries still pending at shutdown stay
+    `pending` in the database and are sent again at the next start."""
 
     def __init__(self, workers: int = 1) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest")
         self._themes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="themes")
+        self._hooks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhooks")
         self._futures: set[Future[None]] = set()
 
     def __call__(self, job_id: str, item_ids: list[str]) -> None:
@@ -44,6 +51,9 @@ class InProcessDispatcher:
 
     def refit(self, job_id: str, workspace: str) -> None:
         self._submit(self._themes, refit_themes, job_id, workspace)
+
+    def deliver(self, delivery_id: str) -> None:
+        self._submit(self._hooks, deliver_webhook, delivery_id)
 
     def _submit(self, pool: ThreadPoolExecutor, task: Any, *args: Any) -> None:
         future = pool.submit(self._run, task.apply, args)
@@ -67,3 +77,4 @@ class InProcessDispatcher:
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)
         self._themes.shutdown(wait=True, cancel_futures=False)
+        self._hooks.shutdown(wait=False, cancel_futures=True)

@@ -472,6 +472,19 @@ class ThemeRecords:
             )
             return list(s.scalars(q))
 
+    def texts(self, workspace: str, item_ids: Sequence[str]) -> dict[str, str]:
+        from feedback_ai.records.models import Item
+
+        out: dict[str, str] = {}
+        with self.session() as s:
+            for start in range(0, len(item_ids), 20_000):
+                chunk = list(item_ids[start : start + 20_000])
+                q = select(Item.id, Item.text).where(
+                    Item.workspace_id == workspace, Item.id.in_(chunk)
+                )
+                out.update(dict(s.execute(q).tuples()))
+        return out
+
     def mention_counts(self, workspace: str, item_ids: Sequence[str]) -> dict[str, int]:
         from feedback_ai.records.models import Item
 

@@ -1,0 +1,272 @@
+"""`MatchService`: which known theme and roadmap item is a ticket about, with a calibrated
+confidence and a decision; and which past feedback said the same.
+
+Per workspace and kind ("theme", "roadmap") a `Matcher` (`feedback_ai.link.matcher`) is fitted
+on demand and cached until its inputs change (taxonomy version, roadmap items, links):
+- themes: classes are the live themes, described by their centroids; feedback a person linked
+  to a theme is an exemplar (rejected links push away);
+- roadmap items: classes are the items, described by their title + description vectors;
+  exemplars are the feedback linked to them and the centroids of their confirmed themes; the
+  matcher self-trains on up to `match_pool` stored mentions (never their labels: there are none).
+A query then costs one matrix product. Confidence comes from the calibrator (default: the one
+shipped in models/, fitted on public tuning splits; see `feedback_ai.link.calibration`);
+decisions follow `match_matched` / `match_review`. Similar feedback comes from the store's
+search; its confidence is P(same need | cosine), calibrated the same way on public data.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+
+from feedback_ai import ids
+from feedback_ai.config import Settings
+from feedback_ai.embed._base import Embedder
+from feedback_ai.link import schemas as out
+from feedback_ai.link.calibration import (
+    Calibrator,
+    Thresholds,
+    decide,
+    load_calibrator,
+)
+from feedback_ai.link.matcher import Matcher, MatchResult, fit_matcher, normalise
+from feedback_ai.records import Records
+from feedback_ai.records.link_models import FeedbackLink, RoadmapItem, ThemeLink
+from feedback_ai.records.link_repo import LinkRecords
+from feedback_ai.records.theme_repo import ThemeRecords, utc
+from feedback_ai.store._base import VectorStore
+
+SIMILAR_PATH = Path(__file__).resolve().parents[2] / "models" / "similar_calibration.json"
+
+
+@dataclass
+class _Model:
+    version: tuple[Any, ...]
+    ids: list[str]
+    labels: list[str]
+    matcher: Matcher | None  # None: no classes
+
+
+@cache
+def similar_calibration(path: Path = SIMILAR_PATH) -> tuple[float, float]:
+    """(a, b) of P(same need | cosine) = 1 / (1 + exp(-(a * cosine + b)))."""
+    raw = json.loads(Path(path).read_text())
+    return float(raw["a"]), float(raw["b"])
+
+
+class MatchService:
+    def __init__(
+        self,
+        settings: Settings,
+        records: Records,
+        store: VectorStore,
+        embedder: Embedder,
+        calibrator: Calibrator | None = None,
+    ) -> None:
+        self.settings = settings
+        self.records = records
+        self.links = LinkRecords(records)
+        self.themes = ThemeRecords(records)
+        self.store = store
+        self.embedder = embedder
+        self._calibrator = calibrator
+        self.thresholds = Thresholds(settings.match_matched, settings.match_review)
+        self._cache: dict[tuple[str, str], _Model] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def calibrator(self) -> Calibrator:
+        if self._calibrator is None:  # read on first use: the API starts without it
+            self._calibrator = load_calibrator()
+        return self._calibrator
+
+    # --- the support agent's call
+    def match(self, workspace: str, req: out.MatchIn) -> out.MatchOut:
+        query = np.asarray(self.embedder.embed_query(req.text), dtype=np.float32)
+        themes = self.candidates(workspace, "theme", query, req.k)
+        roadmap = self.candidates(workspace, "roadmap", query, req.k)
+        best = roadmap[0] if roadmap else (themes[0] if themes else None)
+        return out.MatchOut(
+            decision=best.decision if best else "no_match",
+            thresholds={"matched": self.thresholds.matched, "review": self.thresholds.review},
+            themes=themes,
+            roadmap=roadmap,
+            feedback=self.similar(workspace, query, req.k),
+        )
+
+    def candidates(
+        self, workspace: str, kind: str, query: np.ndarray, k: int
+    ) -> list[out.Candidate]:
+        model = self.model(workspace, kind)
+        if model.matcher is None:
+            return []
+        result = model.matcher.match(query[None], k)
+        confidence = self.calibrator.apply(features_per_rank(result))
+        decisions = decide(confidence, self.thresholds)
+        return [
+            out.Candidate(
+                id=model.ids[int(c)],
+                label=model.labels[int(c)],
+                confidence=round(float(p), 4),
+                score=round(float(s), 4),
+                decision=str(d),  # type: ignore[arg-type]
+            )
+            for c, s, p, d in zip(
+                result.indices[0], result.scores[0], confidence, decisions, strict=True
+            )
+        ]
+
+    def similar(self, workspace: str, query: np.ndarray, k: int) -> list[out.SimilarFeedback]:
+        a, b = similar_calibration()
+        hits, seen = [], set()
+        for m in self.store.search(workspace, query, limit=k * 5):
+            if m.item_id in seen:
+                continue
+            seen.add(m.item_id)
+            p = 1.0 / (1.0 + np.exp(-(a * m.score + b)))
+            hits.append(
+                out.SimilarFeedback(
+                    id=m.item_id,
+                    text=m.text,
+                    score=round(m.score, 4),
+                    confidence=round(float(p), 4),
+                    decision=str(decide(np.array([p]), self.thresholds)[0]),  # type: ignore[arg-type]
+                    account_id=m.payload.get("account_id"),
+                    created_at=utc(_from_epoch(m.payload["created_at"])),
+                )
+            )
+            if len(hits) == k:
+                break
+        return hits
+
+    # --- fitted matchers, cached per workspace and kind
+    def model(self, workspace: str, kind: str) -> _Model:
+        version = self._version(workspace, kind)
+        with self._lock:
+            cached = self._cache.get((workspace, kind))
+        if cached is not None and cached.version == version:
+            return cached
+        fresh = self._fit_themes(workspace) if kind == "theme" else self._fit_roadmap(workspace)
+        fresh.version = version
+        with self._lock:
+            self._cache[(workspace, kind)] = fresh
+        return fresh
+
+    def _version(self, workspace: str, kind: str) -> tuple[Any, ...]:
+        with self.records.session() as s:
+            links = s.execute(
+                select(func.count(), func.max(FeedbackLink.at)).where(
+                    FeedbackLink.workspace_id == workspace, FeedbackLink.target_kind == kind
+                )
+            ).one()
+            if kind == "theme":
+                return (self.themes.version(workspace), *links)
+            items = s.execute(
+                select(func.count(), func.max(RoadmapItem.updated_at)).where(
+                    RoadmapItem.workspace_id == workspace
+                )
+            ).one()
+            themes = s.execute(
+                select(func.count(), func.max(ThemeLink.at)).where(
+                    ThemeLink.workspace_id == workspace
+                )
+            ).one()
+        return (*items, *links, *themes, self.themes.version(workspace))
+
+    def _fit_themes(self, workspace: str) -> _Model:
+        live = {t.id: t for t in self.themes.themes(workspace, ("active", "emerging"))}
+        points = [p for p in self.store.list_themes(workspace) if p.theme_id in live]
+        if not points:
+            return _Model((), [], [], None)
+        keys = [p.theme_id for p in points]
+        desc = np.stack([p.vector for p in points])
+        good, bad = self._exemplars(workspace, "theme", keys, desc)
+        matcher = fit_matcher(desc, good, None, bad, _no_pool())
+        return _Model((), keys, [live[k].label for k in keys], matcher)
+
+    def _fit_roadmap(self, workspace: str) -> _Model:
+        points = self.store.list_themes(workspace, kind="roadmap")
+        titles = {i.key: i.title for i in self.links.items(workspace)}
+        points = [p for p in points if p.theme_id in titles]
+        if not points:
+            return _Model((), [], [], None)
+        keys = [p.theme_id for p in points]
+        desc = np.stack([p.vector for p in points])
+        good, bad = self._exemplars(workspace, "roadmap", keys, desc)
+        cents = {t.theme_id: t.vector for t in self.store.list_themes(workspace)}
+        for i, key in enumerate(keys):
+            linked = [
+                cents[link.theme_id]
+                for link in self.links.theme_links(workspace, key=key)
+                if link.state == "confirmed" and link.theme_id in cents
+            ]
+            if linked:
+                good[i] = np.vstack([good[i], *linked])
+        matcher = fit_matcher(desc, good, self._pool(workspace), bad)
+        return _Model((), keys, [titles[k] for k in keys], matcher)
+
+    def _exemplars(
+        self, workspace: str, kind: str, keys: list[str], desc: np.ndarray
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per class: the vectors of feedback a person confirmed (and rejected) for it; of a
+        multi-mention item, the mention most like the class."""
+        index = {k: i for i, k in enumerate(keys)}
+        good = [np.zeros((0, desc.shape[1]), np.float32) for _ in keys]
+        bad = [np.zeros((0, desc.shape[1]), np.float32) for _ in keys]
+        links = [
+            link
+            for link in self.links.feedback_links(workspace, kind, state=None)
+            if link.target_id in index
+        ]
+        counts = self.themes.mention_counts(workspace, sorted({link.item_id for link in links}))
+        point_ids = [ids.mention_id(i, m) for i, n in counts.items() for m in range(max(n, 1))]
+        by_item: dict[str, list[np.ndarray]] = {}
+        for m in self.store.retrieve(workspace, point_ids):
+            if m.vector is not None:
+                by_item.setdefault(m.item_id, []).append(np.asarray(m.vector, np.float32))
+        for link in links:
+            vectors = by_item.get(link.item_id)
+            if not vectors:
+                continue
+            c = index[link.target_id]
+            best = max(vectors, key=lambda v: float(v @ desc[c]))
+            target = good if link.state == "confirmed" else bad
+            target[c] = np.vstack([target[c], best[None]])
+        return good, bad
+
+    def _pool(self, workspace: str) -> np.ndarray | None:
+        cap = self.settings.match_pool
+        rows: list[np.ndarray] = []
+        for page in self.store.scroll(workspace, with_vectors=True, page=2_000):
+            rows.extend(np.asarray(m.vector, np.float32) for m in page if m.vector is not None)
+            if len(rows) >= cap:
+                break
+        return normalise(np.stack(rows[:cap])) if rows and cap else None
+
+
+def features_per_rank(result: MatchResult) -> np.ndarray:
+    """Calibration features of every candidate, not only the first: score, margin over the best
+    other class (the runner-up for the first, the first for the others), support cosine."""
+    scores, support = result.scores, result.support
+    other = np.where(np.arange(scores.shape[1]) == 0, result.second[:, None], scores[:, :1])
+    feats = np.stack([scores, scores - other, support], axis=-1)  # (n, k, 3)
+    return feats.reshape(-1, 3)
+
+
+def _no_pool() -> Any:
+    from feedback_ai.link.matcher import MatcherConfig
+
+    return MatcherConfig(schedule=())
+
+
+def _from_epoch(value: float) -> Any:
+    from feedback_ai.store._payload import from_epoch
+
+    return from_epoch(value)
