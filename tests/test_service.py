@@ -5,7 +5,7 @@ Fast fakes stand in for the models; the real worker over Redis is tested in test
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,24 +14,27 @@ import pytest
 from feedback_ai.config import Settings, StoreBackend
 from feedback_ai.factory import build_service
 from feedback_ai.nlp._base import ProcessedText
-from feedback_ai.service import PIPELINE_PART, FeedbackService
+from feedback_ai.service import PIPELINE_EDGE, PIPELINE_PART, FeedbackService, pipeline_parts
 from tests.fakes import HashEmbedder, PassthroughNLP
 
-N = 2 * PIPELINE_PART + 10  # three parts
+N = 2 * PIPELINE_PART + 10
+PARTS = pipeline_parts(N)  # edge, part, the rest, edge
 
 
 class FlakyEmbedder(HashEmbedder):
-    """Fails its `fail_on`-th call (1-based) once."""
+    """Its `fail_on`-th `embed` call (1-based; `process` makes one per part) fails."""
 
     def __init__(self, fail_on: int) -> None:
         super().__init__()
         self.calls, self.fail_on = 0, fail_on
 
-    def embed_batch(self, texts: list[str]) -> np.ndarray:
+    def embed(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
         self.calls += 1
         if self.calls == self.fail_on:
             raise RuntimeError("model went away")
-        return super().embed_batch(texts)
+        return super().embed(texts, progress)
 
 
 class HandshakeEmbedder(HashEmbedder):
@@ -82,16 +85,32 @@ def _submit(service: FeedbackService, items: list[dict[str, str]]) -> tuple[str,
     return batches[0]
 
 
-def _items(n: int, tag: str = "") -> list[dict[str, str]]:
-    return [{"text": f"item {i} {tag}: export fails! and it is slow", "external_id": str(i)}
+def _items(n: int) -> list[dict[str, str]]:  # two mentions each
+    return [{"text": f"item {i}: export fails! and it is slow", "external_id": str(i)}
             for i in range(n)]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("n", "sizes"),
+    [
+        (0, []),
+        (1, [1]),
+        (2 * PIPELINE_EDGE, [2 * PIPELINE_EDGE]),
+        (2 * PIPELINE_EDGE + 1, [PIPELINE_EDGE, 1, PIPELINE_EDGE]),
+        (256, [PIPELINE_EDGE, PIPELINE_PART, PIPELINE_PART, PIPELINE_PART, 32, PIPELINE_EDGE]),
+    ],
+)
+def test_parts_are_small_at_both_ends(n: int, sizes: list[int]) -> None:
+    parts = pipeline_parts(n)
+    assert [p.stop - p.start for p in parts] == sizes
+    assert [i for p in parts for i in range(n)[p]] == list(range(n))
 
 
 def test_a_batch_of_several_parts_is_stored_whole(service: FeedbackService) -> None:
     job_id, ids = _submit(service, _items(N))
     service.nlp = CountingNLP()
     assert service.process(job_id, ids)["stored"] == N
-    assert service.nlp.calls == 3  # type: ignore[attr-defined]
+    assert service.nlp.calls == len(PARTS) == 4  # type: ignore[attr-defined]
     assert service.store.count("default") == 2 * N  # two mentions per item
     assert service.job_status("default", job_id).counts["stored"] == N
 
@@ -107,22 +126,23 @@ def test_parts_done_before_a_failure_stay_done_and_a_replay_finishes(
     service: FeedbackService,
 ) -> None:
     job_id, ids = _submit(service, _items(N))
-    service.embedder = FlakyEmbedder(fail_on=3)  # 2 model calls per part of 64 texts x 2
+    done = PARTS[1].stop  # the model fails on the third part
+    service.embedder = FlakyEmbedder(fail_on=3)
     with pytest.raises(RuntimeError, match="model went away"):
         service.process(job_id, ids)
     counts = service.job_status("default", job_id).counts
-    assert counts["stored"] == PIPELINE_PART and counts["pending"] == N - PIPELINE_PART
+    assert counts["stored"] == done and counts["pending"] == N - done
 
-    assert service.process(job_id, ids)["stored"] == N - PIPELINE_PART  # the replay
+    assert service.process(job_id, ids)["stored"] == N - done  # the replay
     assert service.job_status("default", job_id).counts["stored"] == N
     assert service.store.count("default") == 2 * N  # deterministic ids: nothing twice
 
 
-def test_an_item_that_breaks_the_nlp_fails_alone_in_a_later_part(
+def test_an_item_that_breaks_the_nlp_fails_alone(
     service: FeedbackService,
 ) -> None:
     items = _items(N)
-    items[PIPELINE_PART + 3]["text"] = "BOOM goes this one"
+    items[N // 2]["text"] = "BOOM goes this one"
     job_id, ids = _submit(service, items)
     result = service.process(job_id, ids)
     assert (result["stored"], result["failed"]) == (N - 1, 1)
