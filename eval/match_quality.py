@@ -1,0 +1,522 @@
+"""Request-to-item matching quality: CLINC150 (+ out-of-scope) and BANKING77, intents as items.
+
+Run: `.venv/bin/python -m eval.match_quality` -> `eval/results/match_quality.{json,md}` and the
+shipped default calibrator `models/match_calibration.json`.
+
+Protocol (nothing is tuned or fitted on a test split):
+- Items: one per intent, described by its name as words (`card_arrival` -> "card arrival").
+- Pool (unlabelled stored feedback): CLINC150 train + oos_train texts; for BANKING77 the 80%
+  of train that is not held out (stratified, seed 0). Labels of the pool are never read.
+- Confirmed exemplars: 5 per item drawn from the pool's labelled source (seeds 0..n-1).
+- Tuning / calibration split: CLINC150 val + oos_val; the held-out 20% of BANKING77 train.
+- Report split: CLINC150 test + oos_test; BANKING77 test.
+- Out of scope counts as a wrong match; AUROC separates in-scope from out-of-scope queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from eval import labelled as L
+from feedback_ai.link import calibration as cal
+from feedback_ai.link.matcher import MatcherConfig, MatchResult, fit_matcher, label_text, normalise
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SHOTS = 5
+# Out-of-scope share assumed when fitting calibrators: one ticket in five is about nothing known.
+# CLINC150 val has 3% out of scope (its test 18%); unweighted figures are reported too.
+OOS_SHARE = 0.2
+
+
+@dataclass(frozen=True)
+class Queries:
+    x: np.ndarray
+    y: np.ndarray  # class index, -1 for out of scope
+
+
+@dataclass(frozen=True)
+class Task:
+    dataset: str
+    descriptions: np.ndarray
+    pool: np.ndarray
+    source_x: np.ndarray  # where exemplars are drawn from (the pool's labelled twin)
+    source_y: np.ndarray
+    tune: Queries
+    test: Queries
+
+
+def _queries(dataset: str, names: list[str], splits: list[str]) -> Queries:
+    index = {n: i for i, n in enumerate(names)}
+    parts = [L.load(dataset, s) for s in splits]
+    x = np.vstack([L.embed_split(p) for p in parts])
+    y = np.array([index.get(label, -1) for p in parts for label in p.labels])
+    return Queries(x, y)
+
+
+def clinc_task() -> Task:
+    names = L.intent_names("clinc150")
+    source = _queries("clinc150", names, ["train"])
+    pool = np.vstack([source.x, _queries("clinc150", names, ["oos_train"]).x])
+    tune = _queries("clinc150", names, ["val", "oos_val"])
+    test = _queries("clinc150", names, ["test", "oos_test"])
+    desc = L.embed([label_text(n) for n in names])
+    return Task("clinc150", desc, pool, source.x, source.y, tune, test)
+
+
+def banking_task(held_out: float = 0.2) -> Task:
+    names = L.intent_names("banking77")
+    train = _queries("banking77", names, ["train"])
+    rng = np.random.default_rng(0)
+    tune_mask = np.zeros(len(train.y), bool)
+    for c in range(len(names)):
+        rows = np.flatnonzero(train.y == c)
+        tune_mask[rng.choice(rows, round(held_out * len(rows)), replace=False)] = True
+    keep = ~tune_mask
+    tune = Queries(train.x[tune_mask], train.y[tune_mask])
+    test = _queries("banking77", names, ["test"])
+    desc = L.embed([label_text(n) for n in names])
+    return Task("banking77", desc, train.x[keep], train.x[keep], train.y[keep], tune, test)
+
+
+def sample_exemplars(task: Task, seed: int, k: int = SHOTS) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    rows = [np.flatnonzero(task.source_y == c) for c in range(len(task.descriptions))]
+    return [task.source_x[rng.choice(r, k, replace=False)] for r in rows]
+
+
+# --- metrics -------------------------------------------------------------------------------
+
+
+def top1(scores: np.ndarray, q: Queries) -> float:
+    inscope = q.y >= 0
+    return float((scores[inscope].argmax(1) == q.y[inscope]).mean())
+
+
+def auroc(score: np.ndarray, q: Queries) -> float | None:
+    inscope = q.y >= 0
+    return float(roc_auc_score(inscope, score)) if (~inscope).any() else None
+
+
+def correct(result: MatchResult, q: Queries) -> np.ndarray:
+    return result.indices[:, 0] == q.y  # out of scope (-1) is never right
+
+
+def softmax_top(result: MatchResult, scale: float) -> np.ndarray:
+    """The uncalibrated confidence: the classifier's softmax probability over its top-k."""
+    z = scale * (result.scores - result.scores[:, :1])
+    return 1.0 / np.exp(z).sum(axis=1)
+
+
+def decisions(conf: np.ndarray, ok: np.ndarray, q: Queries, t: cal.Thresholds) -> dict:
+    d = cal.decide(conf, t)
+    matched, inscope = d == cal.MATCHED, q.y >= 0
+    out = {
+        "precision_matched": float(ok[matched].mean()) if matched.any() else None,
+        "matched_share_in_scope": float(matched[inscope].mean()),
+        "matched_correct_share_in_scope": float((matched & ok)[inscope].mean()),
+        "needs_review_share_in_scope": float((d == cal.NEEDS_REVIEW)[inscope].mean()),
+    }
+    if (~inscope).any():
+        out["oos_matched_share"] = float(matched[~inscope].mean())
+        out["oos_no_match_share"] = float((d == cal.NO_MATCH)[~inscope].mean())
+    return out
+
+
+# --- runs ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One fitted matcher's results on both splits."""
+
+    regime: str
+    seed: int | None
+    tune: MatchResult
+    test: MatchResult
+    fit_s: float
+
+
+def run_matcher(task: Task, exemplars: list[np.ndarray] | None, config: MatcherConfig) -> Run:
+    started = time.perf_counter()
+    matcher = fit_matcher(task.descriptions, exemplars, task.pool, config=config)
+    fit_s = time.perf_counter() - started
+    regime = "zero_shot" if exemplars is None else f"{SHOTS}_shot"
+    return Run(regime, None, matcher.match(task.tune.x), matcher.match(task.test.x), fit_s)
+
+
+def baseline_scores(task: Task, exemplars: list[np.ndarray] | None, x: np.ndarray) -> np.ndarray:
+    """Zero-shot: cosine to the name vector; few-shot: cosine to the exemplar mean."""
+    if exemplars is None:
+        return x @ normalise(task.descriptions).T
+    return x @ normalise(np.stack([e.mean(0) for e in exemplars])).T
+
+
+def regime_figures(task: Task, runs: list[Run], shots: list | None) -> dict:
+    """Baseline and method figures on the test split, averaged over seeds."""
+    rows = []
+    for run, ex in zip(runs, shots or [None] * len(runs), strict=True):
+        base = baseline_scores(task, ex, task.test.x)
+        rows.append(
+            {
+                "baseline_top1": top1(base, task.test),
+                "baseline_auroc": auroc(base.max(1), task.test),
+                "top1": float(correct(run.test, task.test)[task.test.y >= 0].mean()),
+                "auroc_support": auroc(run.test.support[:, 0], task.test),
+                "fit_s": run.fit_s,
+            }
+        )
+    keys = [k for k in rows[0] if rows[0][k] is not None]
+    out = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    out.update({f"{k}_per_seed": [r[k] for r in rows] for k in ("top1",) if len(rows) > 1})
+    if len(rows) > 1 and "auroc_support" in keys:
+        out["auroc_support_per_seed"] = [r["auroc_support"] for r in rows]
+    return out
+
+
+def features_of(runs: list[Run], task: Task, split: str) -> tuple[np.ndarray, np.ndarray]:
+    q = getattr(task, split)
+    f = np.vstack([cal.match_features(getattr(r, split)) for r in runs])
+    ok = np.concatenate([correct(getattr(r, split), q) for r in runs])
+    return f, ok
+
+
+def oos_weights(oos: np.ndarray, share: float | None) -> np.ndarray:
+    """Row weights giving out-of-scope rows `share` of the total mass (None: as sampled)."""
+    w = np.ones(len(oos))
+    if share is not None and oos.any():
+        w[oos] = share / (1 - share) * (~oos).sum() / oos.sum()
+    return w
+
+
+def choose_method(f: np.ndarray, ok: np.ndarray, w: np.ndarray, seed: int = 0) -> tuple[str, dict]:
+    """Platt vs isotonic by 2-fold (weighted) ECE on the tuning split."""
+    folds = np.random.default_rng(seed).permutation(len(ok)) % 2
+    ece = {}
+    for method in ("platt", "isotonic"):
+        errs = []
+        for k in (0, 1):
+            fit, held = folds != k, folds == k
+            c = cal.fit_calibrator(f[fit], ok[fit], method, w[fit])  # type: ignore[arg-type]
+            errs.append(cal.expected_calibration_error(c.apply(f[held]), ok[held], weight=w[held]))
+        ece[method] = float(np.mean(errs))
+    return min(ece, key=ece.__getitem__), ece
+
+
+def calibration_report(
+    task: Task, runs: list[Run], calibrators: dict[str, cal.Calibrator], t: cal.Thresholds
+) -> dict:
+    """Per regime, on the test split: ECE before / after each calibrator, the reliability table
+    and the decisions at thresholds `t` for the first calibrator (`own`)."""
+    out: dict = {}
+    for regime in sorted({r.regime for r in runs}):
+        chosen = [r for r in runs if r.regime == regime]
+        f, ok = features_of(chosen, task, "test")
+        q = Queries(task.test.x, np.tile(task.test.y, len(chosen)))
+        raw = np.concatenate([softmax_top(r.test, MatcherConfig().scale) for r in chosen])
+        p = {name: c.apply(f) for name, c in calibrators.items()}
+        own = next(iter(calibrators))
+        out[regime] = {
+            "ece_uncalibrated_softmax": cal.expected_calibration_error(raw, ok),
+            **{f"ece_{name}": cal.expected_calibration_error(v, ok) for name, v in p.items()},
+            "auroc_confidence": auroc(p[own], q),
+            "reliability_own": cal.reliability(p[own], ok),
+            **{f"at_defaults_{name}": decisions(v, ok, q, t) for name, v in p.items()},
+            "tune_at_defaults_own": tune_decisions(task, chosen, calibrators[own], t),
+        }
+    return out
+
+
+def tune_decisions(task: Task, runs: list[Run], c: cal.Calibrator, t: cal.Thresholds) -> dict:
+    f, ok = features_of(runs, task, "tune")
+    return decisions(c.apply(f), ok, Queries(task.tune.x, np.tile(task.tune.y, len(runs))), t)
+
+
+# --- variants (tuning split only, seed 0) --------------------------------------------------
+
+
+def kmeans_refine(start: np.ndarray, pool: np.ndarray, exemplars: list | None, iters: int = 3):
+    """Centroids re-estimated from the pool items nearest to them, anchored on the start."""
+    c = start
+    for _ in range(iters):
+        nearest = (pool @ c.T).argmax(1)
+        sums = start.copy()
+        np.add.at(sums, nearest, pool)
+        for i, e in enumerate(exemplars or []):
+            sums[i] += e.sum(0)
+        c = normalise(sums)
+    return c
+
+
+def logistic_scores(task: Task, ex: list[np.ndarray], x: np.ndarray) -> np.ndarray:
+    n = len(task.descriptions)
+    rows = np.vstack([normalise(task.descriptions), *ex])
+    y = np.concatenate([np.arange(n), np.repeat(np.arange(n), [len(e) for e in ex])])
+    return LogisticRegression(C=10.0, max_iter=300).fit(rows, y).predict_log_proba(x)
+
+
+def variants(task: Task, runs: list[Run], ex: list[np.ndarray]) -> list[dict]:
+    desc, q = normalise(task.descriptions), task.tune
+    proto = normalise(np.stack([e.mean(0) for e in ex]))
+    mixed = normalise(proto + 0.25 * desc)
+    scored = {
+        "zero-shot: name cosine (baseline)": q.x @ desc.T,
+        "zero-shot: names + pool k-means (3 rounds)": q.x @ kmeans_refine(desc, task.pool, None).T,
+        "5-shot: prototype (baseline)": q.x @ proto.T,
+        "5-shot: prototype + 0.25 name": q.x @ mixed.T,
+        "5-shot: prototype + name + pool k-means": q.x @ kmeans_refine(mixed, task.pool, ex).T,
+        "5-shot: logistic regression on exemplars + name (no pool)": logistic_scores(task, ex, q.x),
+    }
+    rows = [_variant_row(name, s, q) for name, s in scored.items()]
+    fitted = {
+        "zero-shot: cosine classifier, no pool": (None, None, MatcherConfig()),
+        "5-shot: cosine classifier, no pool": (ex, None, MatcherConfig()),
+        "5-shot: self-training, scale 30": (ex, task.pool, MatcherConfig(scale=30.0)),
+        "5-shot: self-training, labelled weight 30": (
+            ex,
+            task.pool,
+            MatcherConfig(labelled_weight=30.0),
+        ),
+        "5-shot: self-training, schedule 20/80/200/400": (
+            ex,
+            task.pool,
+            MatcherConfig(schedule=(20, 80, 200, 400)),
+        ),
+    }
+    for name, (e, pool, config) in fitted.items():
+        m = fit_matcher(task.descriptions, e, pool, config=config).match(q.x)
+        rows.append(_variant_row(name, None, q, m))
+    for run in runs[:2]:
+        rows.append(_variant_row(f"{run.regime}: self-training (default)", None, q, run.tune))
+    return rows
+
+
+def _variant_row(name: str, scores, q: Queries, m: MatchResult | None = None) -> dict:
+    inscope = q.y >= 0
+    if m is None:
+        return {"variant": name, "top1": top1(scores, q), "auroc": auroc(scores.max(1), q)}
+    acc = float((m.indices[inscope, 0] == q.y[inscope]).mean())
+    return {"variant": name, "top1": acc, "auroc": auroc(m.support[:, 0], q)}
+
+
+# --- latency -------------------------------------------------------------------------------
+
+
+def match_latency(n_items: int = 500, calls: int = 2000, dim: int = 384) -> dict:
+    """`Matcher.match` for one query against n_items classes (values do not matter here)."""
+    rng = np.random.default_rng(0)
+    w = normalise(rng.normal(size=(n_items, dim)))
+    matcher = fit_matcher(w, config=MatcherConfig(steps=1))
+    queries = normalise(rng.normal(size=(calls, dim)))
+    times = []
+    for q in queries:
+        started = time.perf_counter()
+        matcher.match(q[None], k=5)
+        times.append(time.perf_counter() - started)
+    ms = 1e3 * np.asarray(times)
+    p50, p95 = np.percentile(ms, [50, 95])
+    return {"items": n_items, "p50_ms": float(p50), "p95_ms": float(p95)}
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def evaluate_task(task: Task, seeds: int, with_variants: bool) -> tuple[list[Run], dict]:
+    config = MatcherConfig()
+    zero = run_matcher(task, None, config)
+    shots = [sample_exemplars(task, s) for s in range(seeds)]
+    few = [replace(run_matcher(task, ex, config), seed=s) for s, ex in enumerate(shots)]
+    figures = {
+        "zero_shot": regime_figures(task, [zero], None),
+        f"{SHOTS}_shot": regime_figures(task, few, shots),
+    }
+    if with_variants:
+        figures["variants_tune"] = variants(task, [zero, few[0]], shots[0])
+    return [zero, *few], figures
+
+
+def fit_calibration(
+    parts: list[tuple[Task, list[Run]]], label: str, share: float | None = OOS_SHARE
+) -> cal.Calibrator:
+    """Pool the tuning-split matches of `parts`; out-of-scope rows re-weighted to `share`."""
+    f = np.vstack([features_of(runs, task, "tune")[0] for task, runs in parts])
+    ok = np.concatenate([features_of(runs, task, "tune")[1] for task, runs in parts])
+    oos = np.concatenate([np.tile(task.tune.y < 0, len(runs)) for task, runs in parts])
+    w = oos_weights(oos, share)
+    method, cv = choose_method(f, ok, w)
+    fitted_on = {"splits": label, "rows": len(ok), "oos_share": share, "method_cv_ece": cv}
+    return cal.fit_calibrator(f, ok, method, w, fitted_on)  # type: ignore[arg-type]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--no-variants", action="store_true")
+    parser.add_argument("--no-save-default", action="store_true")
+    args = parser.parse_args()
+    tasks, report = [clinc_task(), banking_task()], {"config": MatcherConfig().__dict__}
+    done = []
+    for task in tasks:
+        runs, figures = evaluate_task(task, args.seeds, not args.no_variants)
+        report[task.dataset] = figures
+        done.append((task, runs))
+    default = fit_calibration(
+        done, "clinc150 val+oos_val, banking77 held-out 20% of train; zero- and 5-shot runs"
+    )
+    thresholds = cal.Thresholds()
+    report["thresholds"] = thresholds.__dict__
+    report["default_calibrator"] = json.loads(default.to_json())
+    for task, runs in done:
+        own = fit_calibration([(task, runs)], f"{task.dataset} tuning split")
+        natural = fit_calibration([(task, runs)], f"{task.dataset} tuning split", None)
+        calibrators = {"own": own, "own_unweighted": natural, "default": default}
+        report[task.dataset]["calibration"] = {
+            "own_calibrator": json.loads(own.to_json()),
+            **calibration_report(task, runs, calibrators, thresholds),
+        }
+    (clinc, clinc_runs), (bank, bank_runs) = done
+    transfer = fit_calibration([(clinc, clinc_runs)], "clinc150 tuning split only")
+    f, ok = features_of(bank_runs, bank, "test")
+    report["transfer_clinc_calibrator_on_banking77_test_ece"] = cal.expected_calibration_error(
+        transfer.apply(f), ok
+    )
+    report["match_latency"] = match_latency()
+    if not args.no_save_default:
+        cal.save_calibrator(default)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "match_quality.json").write_text(json.dumps(report, indent=1) + "\n")
+    (RESULTS / "match_quality.md").write_text(markdown(report))
+    print(markdown(report))
+
+
+# --- markdown ------------------------------------------------------------------------------
+
+
+def _f(v, pct: bool = True) -> str:
+    if v is None:
+        return "n/a"
+    return f"{100 * v:.1f}%" if pct else f"{v:.3f}"
+
+
+def _table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = [f"### {title}", "", "| " + " | ".join(header) + " |"]
+    lines.append("|" + "---|" * len(header))
+    return [*lines, *("| " + " | ".join(row) + " |" for row in rows), ""]
+
+
+REGIMES = ("zero_shot", f"{SHOTS}_shot")
+
+
+def _headline(name: str, r: dict) -> list[str]:
+    rows = []
+    for regime in REGIMES:
+        fig, c = r[regime], r["calibration"][regime]
+        seeds = fig.get("top1_per_seed")
+        spread = f" ({', '.join(_f(s) for s in seeds)})" if seeds else ""
+        rows.append(
+            [
+                regime,
+                _f(fig["baseline_top1"]),
+                _f(fig["top1"]) + spread,
+                _f(fig.get("baseline_auroc"), False),
+                _f(fig.get("auroc_support"), False),
+                _f(c["auroc_confidence"], False),
+            ]
+        )
+    header = ["regime", "baseline top-1", "top-1", "baseline AUROC", "AUROC (support)"]
+    return _table(f"{name} (test split)", [*header, "AUROC (confidence)"], rows)
+
+
+DECISION_ROWS = (
+    ("own", "tune_at_defaults_own", "tuning"),
+    ("own", "at_defaults_own", "test"),
+    ("own, unweighted", "at_defaults_own_unweighted", "test"),
+    ("shipped default", "at_defaults_default", "test"),
+)
+
+
+def _decisions(name: str, r: dict) -> list[str]:
+    rows = []
+    for regime in REGIMES:
+        for label, key, split in DECISION_ROWS:
+            d = r["calibration"][regime][key]
+            shares = ("matched_share_in_scope", "matched_correct_share_in_scope")
+            oos = ("oos_matched_share", "oos_no_match_share")
+            rows.append(
+                [regime, label, split, _f(d["precision_matched"])]
+                + [_f(d[k]) for k in shares]
+                + [_f(d.get(k)) for k in oos]
+            )
+    header = ["regime", "calibrator", "split", "precision of matched", "in-scope matched"]
+    header += ["in-scope matched and right", "OOS matched", "OOS no_match"]
+    return _table(f"{name}: decisions at the default thresholds", header, rows)
+
+
+def _calibration(name: str, r: dict) -> list[str]:
+    keys = ("ece_uncalibrated_softmax", "ece_own", "ece_own_unweighted", "ece_default")
+    rows = [[g, *(_f(r["calibration"][g][k], False) for k in keys)] for g in REGIMES]
+    header = ["regime", "ECE uncalibrated (softmax)", "ECE own", "ECE own, unweighted"]
+    lines = _table(f"{name}: calibration on the test split", [*header, "ECE shipped"], rows)
+    own = r["calibration"]["own_calibrator"]
+    cv = {k: round(v, 4) for k, v in own["fitted_on"]["method_cv_ece"].items()}
+    lines += [
+        f"Own calibrator: {own['method']} (2-fold ECE on the tuning split: {cv}), out-of-scope "
+        f"rows weighted to {own['fitted_on']['oos_share']} of the mass; `unweighted` keeps the "
+        "tuning split's own mix.",
+        "",
+    ]
+    bins = r["calibration"][f"{SHOTS}_shot"]["reliability_own"]
+    rows = [
+        [f"{b['low']:.1f}-{b['high']:.1f}", str(b["count"]), *(f"{b[k]:.3f}" for k in pair)]
+        for b in bins
+        for pair in [("confidence", "accuracy")]
+    ]
+    header = ["confidence bin", "queries", "mean confidence", "accuracy"]
+    return lines + _table(f"{name}: reliability ({SHOTS}-shot, own calibrator, test)", header, rows)
+
+
+def _variants(name: str, r: dict) -> list[str]:
+    if "variants_tune" not in r:
+        return []
+    rows = [[v["variant"], _f(v["top1"]), _f(v["auroc"], False)] for v in r["variants_tune"]]
+    title = f"{name}: variants on the tuning split (seed 0)"
+    return _table(title, ["variant", "top-1", "AUROC"], rows)
+
+
+def markdown(report: dict) -> str:
+    t = report["thresholds"]
+    lines = [
+        "# Request-to-item matching quality",
+        "",
+        "`python -m eval.match_quality`. Protocol in the module docstring. Top-1 over in-scope "
+        f"queries; {SHOTS}-shot figures are means over seeds (per seed in brackets). "
+        f"Default thresholds: matched >= {t['matched']}, needs_review >= {t['review']}.",
+        "",
+    ]
+    for name in ("clinc150", "banking77"):
+        r = report[name]
+        lines += _headline(name, r) + _decisions(name, r) + _calibration(name, r)
+    for name in ("clinc150", "banking77"):
+        lines += _variants(name, report[name])
+    transfer = report["transfer_clinc_calibrator_on_banking77_test_ece"]
+    lat = report["match_latency"]
+    lines += [
+        f"Calibrator fitted on CLINC150 tuning data only, applied to BANKING77 test: "
+        f"ECE {transfer:.3f}.",
+        "",
+        f"`Matcher.match`, one query, {lat['items']} items: p50 {lat['p50_ms']:.3f} ms, "
+        f"p95 {lat['p95_ms']:.3f} ms.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from feedback_ai.link import calibration as cal
+from feedback_ai.link.matcher import fit_matcher
+from tests.link.conftest import SmallClinc
+
+
+def synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Features whose first column drives correctness through a steep logistic."""
+    rng = np.random.default_rng(seed)
+    score = rng.uniform(0.2, 0.9, n)
+    margin, support = rng.uniform(0, 0.2, n), score + rng.normal(0, 0.05, n)
+    exemplars = np.log1p(rng.integers(0, 6, n))
+    correct = rng.uniform(size=n) < 1 / (1 + np.exp(-25 * (score - 0.6) - 10 * margin))
+    return np.column_stack([score, margin, support, exemplars]), correct
+
+
+@pytest.mark.parametrize("method", ["platt", "isotonic"])
+def test_calibration_is_monotone_and_bounded(method: cal.Method) -> None:
+    f, ok = synthetic(3000, 0)
+    calibrator = cal.fit_calibrator(f, ok, method)
+    assert calibrator.coef[0] > 0  # a higher top score means more likely right
+    grid = np.tile(f[:1], (200, 1))
+    grid[:, 0] = np.linspace(-1, 2, 200)
+    p = calibrator.apply(grid)
+    assert np.all((p >= 0) & (p <= 1))
+    assert np.all(np.diff(p) >= 0) and p[-1] - p[0] > 0.5
+
+
+@pytest.mark.parametrize("method", ["platt", "isotonic"])
+def test_json_round_trip(method: cal.Method, tmp_path) -> None:
+    f, ok = synthetic(1000, 1)
+    calibrator = cal.fit_calibrator(f, ok, method, fitted_on={"splits": "synthetic"})
+    cal.save_calibrator(calibrator, tmp_path / "c.json")
+    loaded = cal.load_calibrator(tmp_path / "c.json")
+    assert loaded == calibrator
+    np.testing.assert_array_equal(loaded.apply(f), calibrator.apply(f))
+
+
+def test_ece_drops_after_calibration_on_held_out_data() -> None:
+    f, ok = synthetic(4000, 2)
+    calibrator = cal.fit_calibrator(f[:2000], ok[:2000], "isotonic")
+    raw = cal.expected_calibration_error(f[2000:, 0], ok[2000:])
+    after = cal.expected_calibration_error(calibrator.apply(f[2000:]), ok[2000:])
+    assert after < raw / 2
+
+
+def test_reliability_covers_every_query() -> None:
+    conf = np.array([0.05, 0.15, 0.15, 0.95, 1.0])
+    rows = cal.reliability(conf, np.array([0, 0, 1, 1, 1]))
+    assert sum(r["count"] for r in rows) == 5
+    assert [r["accuracy"] for r in rows] == [0.0, 0.5, 1.0]
+    assert cal.expected_calibration_error(conf, np.array([0, 0, 1, 1, 1])) == pytest.approx(
+        (0.05 + 2 * 0.35 + 2 * 0.025) / 5
+    )
+
+
+def test_decisions_follow_the_thresholds() -> None:
+    t = cal.Thresholds(matched=0.9, review=0.5)
+    got = cal.decide(np.array([0.95, 0.9, 0.7, 0.5, 0.1]), t)
+    assert list(got) == ["matched", "matched", "needs_review", "needs_review", "no_match"]
+    with pytest.raises(ValueError):
+        cal.Thresholds(matched=0.3, review=0.6)
+
+
+def test_fit_needs_right_and_wrong_matches() -> None:
+    f, _ = synthetic(10, 3)
+    with pytest.raises(ValueError, match="both"):
+        cal.fit_calibrator(f, np.ones(10, bool))
+
+
+def test_shipped_default_calibrator_loads() -> None:
+    calibrator = cal.load_calibrator()
+    assert calibrator.features == cal.FEATURES
+    low, high = np.array([[0.2, 0.0, 0.2, 0.0]]), np.array([[0.9, 0.3, 0.9, np.log1p(5)]])
+    assert 0 <= calibrator.apply(low)[0] < 0.2 < 0.9 < calibrator.apply(high)[0] <= 1
+
+
+@pytest.mark.slow
+def test_real_clinc_calibration_beats_raw_softmax(clinc: SmallClinc) -> None:
+    matcher = fit_matcher(clinc.descriptions, clinc.exemplars(5, seed=0), clinc.train.x)
+    val, test = matcher.match(clinc.val.x), matcher.match(clinc.test.x)
+    calibrator = cal.fit_calibrator(
+        cal.match_features(val), val.indices[:, 0] == clinc.val.y, "platt"
+    )
+    ok = test.indices[:, 0] == clinc.test.y
+    z = 20.0 * (test.scores - test.scores[:, :1])
+    softmax = 1.0 / np.exp(z).sum(axis=1)
+    after = calibrator.apply(cal.match_features(test))
+    assert cal.expected_calibration_error(after, ok) < cal.expected_calibration_error(softmax, ok)
+    oos = clinc.test.y < 0
+    assert after[oos].mean() < after[~oos].mean() - 0.3

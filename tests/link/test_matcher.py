@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from feedback_ai.link.calibration import NO_MATCH, decide, fit_calibrator, match_features
+from feedback_ai.link.matcher import MatcherConfig, fit_matcher, label_text, normalise
+from tests.link.conftest import SmallClinc
+
+FAST = MatcherConfig(steps=15)
+
+
+def clusters(n_cls: int, per: int, dim: int = 32, spread: float = 0.35, seed: int = 0):
+    """Unit-norm class centres and `per` noisy members each: (centres, x, y)."""
+    rng = np.random.default_rng(seed)
+    centres = normalise(rng.normal(size=(n_cls, dim)))
+    y = np.repeat(np.arange(n_cls), per)
+    x = normalise(centres[y] + spread * rng.normal(size=(len(y), dim)) / np.sqrt(dim) * 4)
+    return centres, x, y
+
+
+def test_label_text() -> None:
+    assert label_text("card_arrival") == "card arrival"
+    assert label_text("cardArrival") == "card arrival"
+    assert label_text("top-up  failed") == "top up failed"
+
+
+def test_match_returns_sorted_top_k_with_support() -> None:
+    centres, x, _ = clusters(6, 10)
+    result = fit_matcher(centres, config=FAST).match(x, k=3)
+    assert result.indices.shape == result.scores.shape == result.support.shape == (60, 3)
+    assert np.all(np.diff(result.scores, axis=1) <= 1e-6)
+    assert np.all(result.second <= result.scores[:, 0] + 1e-6)
+    assert fit_matcher(centres, config=FAST).match(x[0], k=50).indices.shape == (1, 6)
+
+
+def test_confirmed_exemplars_change_the_ranking() -> None:
+    # Class 0's description points away from its tickets: its exemplars fix that.
+    centres, x, y = clusters(4, 20, seed=1)
+    desc = centres.copy()
+    desc[0] = normalise(centres[1] - centres[0])
+    queries = x[y == 0]
+    before = fit_matcher(desc, config=FAST).match(queries, k=1).indices[:, 0]
+    exemplars = [x[y == c][:5] for c in range(4)]
+    after = fit_matcher(desc, exemplars, config=FAST).match(queries, k=1).indices[:, 0]
+    assert (after == 0).mean() > (before == 0).mean() + 0.3
+
+
+def test_rejected_exemplar_lowers_its_class() -> None:
+    centres, x, y = clusters(3, 10, seed=2)
+    query = x[y == 0][:1]
+    rejected = [query, np.zeros((0, 32)), np.zeros((0, 32))]
+    plain = fit_matcher(centres, config=FAST).match(query, k=3)
+    pushed = fit_matcher(centres, rejected=rejected, config=FAST).match(query, k=3)
+    score = lambda r: r.scores[0, list(r.indices[0]).index(0)]  # noqa: E731
+    assert score(pushed) < score(plain) - 0.05
+
+
+def test_unlabelled_pool_helps_when_descriptions_are_off() -> None:
+    centres, x, y = clusters(8, 60, spread=0.2, seed=3)
+    rng = np.random.default_rng(103)
+    desc = normalise(centres + 0.5 * rng.normal(size=centres.shape) / np.sqrt(32) * 4)
+    pool, queries, truth = x[::2], x[1::2], y[1::2]
+    without = fit_matcher(desc, config=FAST).match(queries, k=1).indices[:, 0]
+    with_pool = fit_matcher(desc, pool=pool, config=FAST)
+    assert with_pool.history and with_pool.pool_used == len(pool)
+    assert (with_pool.match(queries, k=1).indices[:, 0] == truth).mean() > (
+        without == truth
+    ).mean() + 0.1
+
+
+def test_exemplar_arrays_must_cover_every_class() -> None:
+    centres, x, _ = clusters(3, 5)
+    with pytest.raises(ValueError, match="one"):
+        fit_matcher(centres, [x[:2]], config=FAST)
+
+
+def test_a_query_far_from_every_class_gets_no_match() -> None:
+    centres, x, y = clusters(5, 40, dim=32, seed=4)
+    matcher = fit_matcher(centres, [x[y == c][:5] for c in range(5)], config=FAST)
+    held = matcher.match(x[5::2], k=5)
+    rng = np.random.default_rng(104)
+    strangers = normalise(rng.normal(size=(40, 32)))
+    far = matcher.match(strangers, k=5)
+    feats = np.vstack([match_features(held), match_features(far)])
+    ok = np.r_[held.indices[:, 0] == y[5::2], np.zeros(40, bool)]
+    calibrator = fit_calibrator(feats, ok)
+    lone = normalise(np.linalg.svd(centres)[2][-1][None])  # orthogonal to all centres
+    assert decide(calibrator.apply(match_features(matcher.match(lone))))[0] == NO_MATCH
+
+
+@pytest.mark.slow
+def test_real_clinc_exemplars_and_pool_improve_top1(clinc: SmallClinc) -> None:
+    queries, truth = clinc.val.x[clinc.val.y >= 0], clinc.val.y[clinc.val.y >= 0]
+
+    def top1(exemplars: list | None = None, pool: np.ndarray | None = None) -> np.ndarray:
+        return fit_matcher(clinc.descriptions, exemplars, pool).match(queries, k=1).indices[:, 0]
+
+    zero, shots = top1(), clinc.exemplars(5, seed=0)
+    few, zero_pool = top1(shots), top1(pool=clinc.train.x)
+    assert (few != zero).any()
+    assert (few == truth).mean() > (zero == truth).mean() + 0.1
+    assert (zero_pool == truth).mean() > (zero == truth).mean() + 0.03
