@@ -30,6 +30,7 @@ import httpx
 import numpy as np
 
 from eval.corpus import ROOT, SHARED, cache_key, embeddings, real_texts, replicate
+from feedback_ai import ids
 from feedback_ai.config import Settings, StoreBackend
 from feedback_ai.factory import make_embedder, make_store
 from feedback_ai.store._base import MentionPoint
@@ -44,9 +45,16 @@ def queries(n: int) -> list[str]:
     return [text for text, _ in data["test"]][:n]
 
 
-def load_store(settings: Settings, vectors: np.ndarray, texts: list[str]) -> float:
+def load_store(
+    settings: Settings,
+    vectors: np.ndarray,
+    texts: list[str],
+    item_ids: list[str] | None = None,
+    created: list[datetime] | None = None,
+) -> float:
     """Bulk load: indexing deferred to one optimize() at the end (each segment's graph is built
-    once instead of grown in 10k steps); searches after it see the same index either way."""
+    once instead of grown in 10k steps); searches after it see the same index either way.
+    `item_ids` / `created`: the items' ids and dates, when records exist for them."""
     settings.vectors_dir.mkdir(parents=True, exist_ok=True)
     store = EdgeStore(settings.vectors_dir, vectors.shape[1], index_every=None)
     start, base = time.perf_counter(), datetime(2025, 1, 1, tzinfo=UTC)
@@ -55,17 +63,19 @@ def load_store(settings: Settings, vectors: np.ndarray, texts: list[str]) -> flo
     for lo in range(0, len(vectors), batch):
         points = []
         for i in range(lo, min(lo + batch, len(vectors))):
-            item = str(uuid.UUID(int=i))
+            item = item_ids[i] if item_ids else str(uuid.UUID(int=i))
             points.append(
                 MentionPoint(
-                    id=item,
+                    id=ids.mention_id(item, 0) if item_ids else item,
                     vector=vectors[i],
                     workspace="default",
                     item_id=item,
                     mention_index=0,
                     text=texts[i % len(texts)],
                     source=SOURCES[i % len(SOURCES)],
-                    created_at=base + timedelta(minutes=int(rng.integers(0, 600_000))),
+                    created_at=created[i]
+                    if created
+                    else base + timedelta(minutes=int(rng.integers(0, 600_000))),
                     account_id=f"acct-{i % 5000}",
                 )
             )

@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     alert_baseline_days: int = Field(28, ge=1)
     alert_alpha: float = Field(0.01, gt=0, lt=1)  # family-wise, Bonferroni over themes
     alert_min_items: int = Field(5, ge=1)
+    analytics_max_age_s: float = Field(30.0, ge=0)  # rankings lag live assignment by this much
 
     # --- links: roadmap items, matching, webhooks
     match_matched: float = Field(0.8, ge=0, le=1)  # calibrated confidence for `matched`

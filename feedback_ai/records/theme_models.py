@@ -33,6 +33,7 @@ class Taxonomy(Base):
     version: Mapped[int] = mapped_column(Integer, default=0)
     model: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # last refit's record
     pool_checked: Mapped[int] = mapped_column(Integer, default=0)  # pool size at last check
+    rows_version: Mapped[int] = mapped_column(Integer, default=0)  # + 1 per ingest-time change
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
@@ -99,23 +100,12 @@ class ItemTheme(Base):
     sentiment: Mapped[float | None] = mapped_column(Float)  # mean over its mentions, [-1, 1]
     origin: Mapped[str] = mapped_column(String(8), default="refit")  # refit | live | manual
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_ts: Mapped[float] = mapped_column(Float)  # created_at as epoch seconds (analytics)
     account_id: Mapped[str | None] = mapped_column(String(256))
     revenue: Mapped[float | None] = mapped_column(Float)
     rating: Mapped[float | None] = mapped_column(Float)
     rating_scale: Mapped[str | None] = mapped_column(String(16))
     __table_args__ = (
-        # covering: a window's ranking reads this index only
-        Index(
-            "ix_item_themes_ws_created",
-            "workspace_id",
-            "created_at",
-            "theme_id",
-            "account_id",
-            "revenue",
-            "rating",
-            "rating_scale",
-            "sentiment",
-        ),
         Index("ix_item_themes_ws_theme_created", "workspace_id", "theme_id", "created_at"),
     )
 

@@ -15,7 +15,7 @@ from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from feedback_ai.errors import InvalidInput, NotFound
+from feedback_ai.errors import NotFound
 from feedback_ai.records.repo import Records
 from feedback_ai.records.theme_models import (
     LIVE_STATUSES,
@@ -58,12 +58,6 @@ class ThemeState:
     merged_into: str | None = None
     split_from: str | None = None
     is_new: bool = False
-
-
-@dataclass
-class Window:
-    start: datetime
-    end: datetime
 
 
 class ThemeRecords:
@@ -132,7 +126,9 @@ class ThemeRecords:
                 chunk = wanted[start : start + 20_000]
                 q = select(*cols).where(Item.workspace_id == workspace, Item.id.in_(chunk))
                 for row in s.execute(q):
-                    out[row[0]] = dict(zip(_ROW_FIELDS, row[1:], strict=True))
+                    fields = dict(zip(_ROW_FIELDS, row[1:], strict=True))
+                    fields["created_ts"] = utc(fields["created_at"]).timestamp()
+                    out[row[0]] = fields
         return out
 
     # --- writes: one transaction per change, the taxonomy version bumped once
@@ -290,6 +286,7 @@ class ThemeRecords:
                         )
                     )
             self._rows(s, workspace, None, rows, items)
+            self._touch(s, workspace)
             for start in range(0, len(items), 5_000):
                 chunk = list(items[start : start + 5_000])
                 s.execute(
@@ -299,6 +296,12 @@ class ThemeRecords:
                 )
             if pool:
                 _upsert(s, PoolMention.__table__, list(pool), ["workspace_id", "point_id"])
+
+    @staticmethod
+    def _touch(s: Session, workspace: str) -> None:
+        tax = s.get(Taxonomy, workspace)
+        if tax is not None:
+            tax.rows_version = (tax.rows_version or 0) + 1
 
     def set_label(self, workspace: str, theme_id: str, label: str, actor: str) -> int:
         with self.session() as s, s.begin():
@@ -346,89 +349,27 @@ class ThemeRecords:
                 tax.pool_checked = size
 
     # --- reads for the API
-    def aggregate(self, workspace: str, window: Window) -> dict[str, dict[str, Any]]:
-        """Per theme within the window: items, distinct accounts, revenue (once per account;
-        an item without an account counts as its own), mean rating per scale, mean sentiment."""
-        where = _in_window(workspace, window)
-        it = ItemTheme
-        out: dict[str, dict[str, Any]] = {}
+    def stamp(self, workspace: str) -> tuple[int, int]:
+        """(taxonomy version, rows version): what a cached copy of the rows is checked with."""
         with self.session() as s:
-            q = select(
-                it.theme_id,
-                func.count(),
-                func.count(func.distinct(it.account_id)),
-                func.avg(it.sentiment),
-                func.count(it.sentiment),
-            ).where(*where)
-            for tid, n, accounts, sentiment, n_sent in s.execute(q.group_by(it.theme_id)):
-                out[tid] = {
-                    "items": n,
-                    "accounts": accounts,
-                    "sentiment": sentiment,
-                    "sentiment_n": n_sent,
-                    "revenue": 0.0,
-                    "rating": {},
-                }
-            self._revenue(s, where, out)
-            self._ratings(s, where, out)
-        return out
+            tax = s.get(Taxonomy, workspace)
+            return (tax.version, tax.rows_version or 0) if tax else (0, 0)
 
-    @staticmethod
-    def _revenue(s: Session, where: Any, out: dict[str, dict[str, Any]]) -> None:
+    def facts(self, workspace: str) -> list[tuple[Any, ...]]:
+        """Every (theme, item, created_ts, account, revenue, rating, scale, sentiment) row."""
         it = ItemTheme
-        per_account = (
-            select(it.theme_id, func.max(it.revenue).label("rev"))
-            .where(*where, it.account_id.is_not(None))
-            .group_by(it.theme_id, it.account_id)
-            .subquery()
+        cols = (
+            it.theme_id,
+            it.item_id,
+            it.created_ts,
+            it.account_id,
+            it.revenue,
+            it.rating,
+            it.rating_scale,
+            it.sentiment,
         )
-        q = select(per_account.c.theme_id, func.sum(per_account.c.rev)).group_by(
-            per_account.c.theme_id
-        )
-        lone = select(it.theme_id, func.sum(it.revenue)).where(*where, it.account_id.is_(None))
-        for tid, rev in [*s.execute(q), *s.execute(lone.group_by(it.theme_id))]:
-            if tid in out and rev is not None:
-                out[tid]["revenue"] += float(rev)
-
-    @staticmethod
-    def _ratings(s: Session, where: Any, out: dict[str, dict[str, Any]]) -> None:
-        it = ItemTheme
-        q = (
-            select(it.theme_id, it.rating_scale, func.avg(it.rating), func.count(it.rating))
-            .where(*where, it.rating.is_not(None))
-            .group_by(it.theme_id, it.rating_scale)
-        )
-        for tid, scale, mean, n in s.execute(q):
-            if tid in out and scale:
-                out[tid]["rating"][scale] = {"mean": round(float(mean), 3), "n": n}
-
-    def evidence(
-        self, workspace: str, theme_ids: Sequence[str], window: Window, k: int = 5
-    ) -> dict[str, list[str]]:
-        """The `k` most recent item ids of each theme in the window."""
-        out: dict[str, list[str]] = {}
         with self.session() as s:
-            for tid in theme_ids:
-                q = (
-                    select(ItemTheme.item_id)
-                    .where(*_in_window(workspace, window), ItemTheme.theme_id == tid)
-                    .order_by(ItemTheme.created_at.desc())
-                    .limit(k)
-                )
-                out[tid] = list(s.scalars(q))
-        return out
-
-    def rows(
-        self, workspace: str, window: Window, theme_id: str | None = None
-    ) -> list[tuple[Any, ...]]:
-        """(theme_id, created_at, account_id, rating, rating_scale, item_id) in the window."""
-        it = ItemTheme
-        cols = (it.theme_id, it.created_at, it.account_id, it.rating, it.rating_scale, it.item_id)
-        q = select(*cols).where(*_in_window(workspace, window))
-        if theme_id is not None:
-            q = q.where(it.theme_id == theme_id)
-        with self.session() as s:
-            return [tuple(r) for r in s.execute(q)]
+            return [tuple(r) for r in s.execute(select(*cols).where(it.workspace_id == workspace))]
 
     def feedback(
         self, workspace: str, theme_id: str, offset: int, limit: int
@@ -544,16 +485,6 @@ class ThemeRecords:
         if run is None or run.workspace_id != workspace:
             raise NotFound(f"job {job_id} not found", {"job_id": job_id})
         return run
-
-
-def _in_window(workspace: str, window: Window) -> tuple[Any, ...]:
-    if window.end <= window.start:
-        raise InvalidInput("the window's end is not after its start")
-    return (
-        ItemTheme.workspace_id == workspace,
-        ItemTheme.created_at >= utc(window.start),
-        ItemTheme.created_at < utc(window.end),
-    )
 
 
 def _upsert(s: Session, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:

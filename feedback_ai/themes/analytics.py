@@ -1,6 +1,8 @@
 """What roadmap tools read: theme rankings, trends, volume alerts and the theme tree.
 
-Counts are of items (an item is counted once per theme however many mentions it has there).
+All figures come from `Facts` (the workspace's theme memberships as columns, see `facts.py`).
+Counts are of items: an item is counted once per theme however many mentions it has there.
+Windows are half-open, `[start, end)`.
 
 - Growth: `(items + 1) / (previous_items + 1) - 1`, the previous window being the one just before
   (add-one smoothing keeps it defined for themes new in the window).
@@ -20,6 +22,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,12 +30,31 @@ import numpy as np
 import pandas as pd
 
 from feedback_ai.errors import InvalidInput
-from feedback_ai.records.theme_repo import ThemeRecords, Window, utc
+from feedback_ai.records.theme_repo import utc
+from feedback_ai.themes.facts import SCALES, Facts
 
 SORTS = ("volume", "growth", "accounts", "revenue", "rating", "sentiment")
 ASCENDING = {"rating": True, "sentiment": True}  # worst first; the others largest first
 INTERVALS = {"day": "D", "week": "W-MON", "month": "MS"}
+MAX_BUCKETS = 5_000
 _WINDOW = re.compile(r"^\s*(\d{1,5})\s*([dw]?)\s*$")
+_KEYS = {
+    "volume": "items",
+    "growth": "growth",
+    "accounts": "accounts",
+    "revenue": "revenue",
+    "rating": "rating_mean",
+    "sentiment": "sentiment",
+}
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+
+    def mask(self, facts: Facts) -> np.ndarray:
+        return (facts.ts >= utc(self.start).timestamp()) & (facts.ts < utc(self.end).timestamp())
 
 
 def parse_window(text: str) -> timedelta:
@@ -46,57 +68,104 @@ def parse_window(text: str) -> timedelta:
     return timedelta(weeks=n) if match.group(2) == "w" else timedelta(days=n)
 
 
+# --- rankings
+
+
 def ranking(
-    db: ThemeRecords,
-    workspace: str,
-    themes: Sequence[Any],
-    window: timedelta,
-    until: datetime,
-    sort: str = "volume",
+    facts: Facts, themes: Sequence[Any], window: timedelta, until: datetime, sort: str = "volume"
 ) -> list[dict[str, Any]]:
     """Every live theme (noise excluded) with its window figures, sorted."""
     if sort not in SORTS:
         raise InvalidInput(f"sort must be one of {list(SORTS)}, not {sort!r}", {"field": "sort"})
     until = utc(until)
-    current = db.aggregate(workspace, Window(until - window, until))
-    previous = db.aggregate(workspace, Window(until - 2 * window, until - window))
-    rows = [
-        _figures(t, current.get(t.id), previous.get(t.id)) for t in themes if t.status != "noise"
-    ]
-    key = {
-        "volume": "items",
-        "growth": "growth",
-        "accounts": "accounts",
-        "revenue": "revenue",
-        "rating": "rating_mean",
-        "sentiment": "sentiment",
-    }[sort]
+    current = figures(facts, Window(until - window, until).mask(facts))
+    before = np.bincount(
+        facts.theme[Window(until - 2 * window, until - window).mask(facts)],
+        minlength=len(facts.theme_ids),
+    )
+    rows = []
+    for t in themes:
+        if t.status == "noise":
+            continue
+        i = facts.index(t.id)
+        rows.append(_row(t, current, i, int(before[i]) if i >= 0 else 0))
+    key = _KEYS[sort]
     present = [r for r in rows if r[key] is not None]
     missing = [r for r in rows if r[key] is None]
     present.sort(key=lambda r: (r[key], r["items"]), reverse=not ASCENDING.get(sort, False))
     return present + sorted(missing, key=lambda r: -r["items"])
 
 
-def _figures(theme: Any, cur: dict[str, Any] | None, prev: dict[str, Any] | None) -> dict:
-    cur = cur or {"items": 0, "accounts": 0, "revenue": 0.0, "rating": {}, "sentiment": None}
-    before = (prev or {}).get("items", 0)
-    ratings = cur["rating"]
-    weighted = [r["mean"] / (10.0 if s == "nps" else 5.0) for s, r in ratings.items()]
+def figures(facts: Facts, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Per theme (index of facts.theme_ids) over the masked rows."""
+    n = len(facts.theme_ids)
+    theme = facts.theme[mask]
+    account = facts.account[mask]
+    revenue = np.nan_to_num(facts.revenue[mask])
+    out = {"items": np.bincount(theme, minlength=n)}
+    known = account >= 0
+    pairs = pd.DataFrame({"t": theme[known], "a": account[known], "r": revenue[known]})
+    per_account = pairs.groupby(["t", "a"], sort=False)["r"].max().reset_index()
+    out["accounts"] = np.bincount(per_account["t"], minlength=n)
+    out["revenue"] = np.bincount(per_account["t"], weights=per_account["r"], minlength=n)
+    out["revenue"] += np.bincount(theme[~known], weights=revenue[~known], minlength=n)
+    sentiment = facts.sentiment[mask]
+    has = ~np.isnan(sentiment)
+    out["sentiment_sum"] = np.bincount(theme[has], weights=sentiment[has], minlength=n)
+    out["sentiment_n"] = np.bincount(theme[has], minlength=n)
+    rating, scale = facts.rating[mask], facts.scale[mask]
+    for code, name in enumerate(SCALES, start=1):
+        rated = (scale == code) & ~np.isnan(rating)
+        out[f"{name}_sum"] = np.bincount(theme[rated], weights=rating[rated], minlength=n)
+        out[f"{name}_n"] = np.bincount(theme[rated], minlength=n)
+    return out
+
+
+def _row(theme: Any, f: dict[str, np.ndarray], i: int, before: int) -> dict[str, Any]:
+    def at(name: str) -> float:
+        return float(f[name][i]) if i >= 0 else 0.0
+
+    items = int(at("items"))
+    ratings = {
+        s: {"mean": round(at(f"{s}_sum") / at(f"{s}_n"), 3), "n": int(at(f"{s}_n"))}
+        for s in SCALES
+        if at(f"{s}_n")
+    }
+    scaled = [r["mean"] / (10.0 if s == "nps" else 5.0) for s, r in ratings.items()]
+    n_sent = at("sentiment_n")
     return {
         "theme": theme,
-        "items": cur["items"],
+        "items": items,
         "previous_items": before,
-        "growth": round((cur["items"] + 1) / (before + 1) - 1, 4),
-        "accounts": cur["accounts"],
-        "revenue": round(cur["revenue"], 2),
+        "growth": round((items + 1) / (before + 1) - 1, 4),
+        "accounts": int(at("accounts")),
+        "revenue": round(at("revenue"), 2),
         "rating": ratings,
-        "rating_mean": round(float(np.mean(weighted)), 4) if weighted else None,
-        "sentiment": None if cur["sentiment"] is None else round(float(cur["sentiment"]), 4),
+        "rating_mean": round(float(np.mean(scaled)), 4) if scaled else None,
+        "sentiment": round(at("sentiment_sum") / n_sent, 4) if n_sent else None,
     }
 
 
+def evidence(
+    facts: Facts, theme_ids: Sequence[str], window: Window, k: int = 5
+) -> dict[str, list[str]]:
+    """The `k` most recent item ids of each theme in the window."""
+    rows = np.flatnonzero(window.mask(facts))
+    order = rows[np.lexsort((-facts.ts[rows], facts.theme[rows]))]  # by theme, newest first
+    themes = facts.theme[order]
+    out = {}
+    for tid in theme_ids:
+        i = facts.index(tid)
+        lo, hi = np.searchsorted(themes, i, "left"), np.searchsorted(themes, i, "right")
+        out[tid] = [str(x) for x in facts.item_ids[facts.item[order[lo : min(hi, lo + k)]]]]
+    return out
+
+
+# --- trends
+
+
 def trend(
-    db: ThemeRecords, workspace: str, theme_id: str, interval: str, start: datetime, end: datetime
+    facts: Facts, theme_id: str, interval: str, start: datetime, end: datetime
 ) -> list[dict[str, Any]]:
     """Per bucket from `start` to `end`: items, distinct accounts, mean rating per scale."""
     if interval not in INTERVALS:
@@ -106,46 +175,60 @@ def trend(
     start, end = utc(start), utc(end)
     if end <= start:
         raise InvalidInput("'to' must be after 'from'", {"field": "to"})
-    buckets = pd.date_range(_floor(start, interval), end, freq=INTERVALS[interval], tz=UTC)
-    if len(buckets) > 5_000:
-        raise InvalidInput(f"{len(buckets)} buckets; at most 5000", {"field": "interval"})
-    rows = db.rows(workspace, Window(start, end), theme_id)
-    frame = pd.DataFrame(
-        rows, columns=["theme", "created_at", "account_id", "rating", "scale", "item_id"]
-    )
-    frame["bucket"] = _bucket(frame["created_at"], interval)
-    return [_bucket_figures(b, frame[frame["bucket"] == b]) for b in buckets]
+    starts = bucket_starts(start, end, interval)
+    if len(starts) > MAX_BUCKETS:
+        raise InvalidInput(f"{len(starts)} buckets; at most {MAX_BUCKETS}", {"field": "interval"})
+    edges = np.array([b.timestamp() for b in starts] + [end.timestamp()])
+    rows = np.flatnonzero((facts.theme == facts.index(theme_id)) & Window(start, end).mask(facts))
+    bucket = np.searchsorted(edges, facts.ts[rows], "right") - 1
+    return _bucket_figures(facts, rows, bucket, starts)
 
 
-def _floor(value: datetime, interval: str) -> pd.Timestamp:
-    return pd.Series([value]).pipe(lambda s: _bucket(s, interval)).iloc[0]  # type: ignore[no-any-return]
-
-
-def _bucket(values: pd.Series, interval: str) -> pd.Series:
-    stamps = pd.to_datetime(values, utc=True)
-    if interval == "day":
-        return stamps.dt.floor("D")
+def bucket_starts(start: datetime, end: datetime, interval: str) -> list[datetime]:
+    first = pd.Timestamp(start).floor("D")
     if interval == "week":
-        return (stamps - pd.to_timedelta(stamps.dt.weekday, unit="D")).dt.floor("D")
-    return stamps.dt.to_period("M").dt.to_timestamp().dt.tz_localize(UTC)
+        first -= pd.Timedelta(days=first.weekday())
+    elif interval == "month":
+        first = first.replace(day=1)
+    stamps = pd.date_range(first, end, freq=INTERVALS[interval], inclusive="left")
+    if not len(stamps) or stamps[0] != first:
+        stamps = stamps.insert(0, first)
+    return [s.to_pydatetime() for s in stamps]
 
 
-def _bucket_figures(bucket: pd.Timestamp, part: pd.DataFrame) -> dict[str, Any]:
-    rated = part.dropna(subset=["rating"])
-    return {
-        "start": bucket.to_pydatetime(),
-        "items": int(part["item_id"].nunique()),
-        "accounts": int(part["account_id"].dropna().nunique()),
-        "rating": {
-            str(scale): {"mean": round(float(g["rating"].mean()), 3), "n": len(g)}
-            for scale, g in rated.groupby("scale")
-        },
-    }
+def _bucket_figures(
+    facts: Facts, rows: np.ndarray, bucket: np.ndarray, starts: list[datetime]
+) -> list[dict[str, Any]]:
+    n = len(starts)
+    items = np.bincount(bucket, minlength=n)
+    known = facts.account[rows] >= 0
+    pairs = np.unique(bucket[known].astype(np.int64) * (1 << 32) + facts.account[rows][known])
+    accounts = np.bincount(pairs >> 32, minlength=n)
+    ratings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for code, name in enumerate(SCALES, start=1):
+        rated = (facts.scale[rows] == code) & ~np.isnan(facts.rating[rows])
+        sums = np.bincount(bucket[rated], weights=facts.rating[rows][rated], minlength=n)
+        ratings[name] = (sums, np.bincount(bucket[rated], minlength=n))
+    return [
+        {
+            "start": starts[b],
+            "items": int(items[b]),
+            "accounts": int(accounts[b]),
+            "rating": {
+                s: {"mean": round(float(sums[b] / counts[b]), 3), "n": int(counts[b])}
+                for s, (sums, counts) in ratings.items()
+                if counts[b]
+            },
+        }
+        for b in range(n)
+    ]
+
+
+# --- alerts
 
 
 def alerts(
-    db: ThemeRecords,
-    workspace: str,
+    facts: Facts,
     themes: Sequence[Any],
     at: datetime,
     window_days: int,
@@ -157,24 +240,24 @@ def alerts(
 
     at = utc(at)
     split = at - timedelta(days=window_days)
-    rows = db.rows(workspace, Window(split - timedelta(days=baseline_days), at))
-    frame = pd.DataFrame(rows, columns=["theme", "created_at", "account", "r", "s", "item_id"])
-    recent = pd.to_datetime(frame["created_at"], utc=True) >= pd.Timestamp(split)
+    n = len(facts.theme_ids)
+    now = np.bincount(facts.theme[Window(split, at).mask(facts)], minlength=n)
+    base_window = Window(split - timedelta(days=baseline_days), split)
+    base = np.bincount(facts.theme[base_window.mask(facts)], minlength=n)
     live = [t for t in themes if t.status in ("active", "emerging")]
-    now_counts = frame[recent].groupby("theme")["item_id"].nunique()
-    base_counts = frame[~recent].groupby("theme")["item_id"].nunique()
     out = []
     for theme in live:
-        count, base = int(now_counts.get(theme.id, 0)), int(base_counts.get(theme.id, 0))
-        expected = (base + 1) * window_days / baseline_days
+        i = facts.index(theme.id)
+        count, before = (int(now[i]), int(base[i])) if i >= 0 else (0, 0)
+        expected = (before + 1) * window_days / baseline_days
         p = float(poisson.sf(count - 1, expected))
         if theme.is_new and count > 0:  # emerged since the last refit, active in the window
-            out.append(_alert("new_theme", theme, count, base, expected, p))
+            out.append(_alert("new_theme", theme, count, before, expected, p))
         elif count >= min_items and p < alpha / max(len(live), 1):
-            out.append(_alert("spike", theme, count, base, expected, p))
-    evidence = db.evidence(workspace, [a["theme"].id for a in out], Window(split, at))
+            out.append(_alert("spike", theme, count, before, expected, p))
+    ids = evidence(facts, [a["theme"].id for a in out], Window(split, at))
     for a in out:
-        a["evidence"] = evidence.get(a["theme"].id, [])
+        a["evidence"] = ids[a["theme"].id]
     return sorted(out, key=lambda a: (a["kind"] != "spike", a["p_value"]))
 
 
@@ -190,6 +273,9 @@ def _alert(kind: str, theme: Any, count: int, base: int, expected: float, p: flo
     }
 
 
+# --- the tree
+
+
 def tree(
     themes: Sequence[Any], centroids: dict[str, np.ndarray], threshold: float
 ) -> list[dict[str, Any]]:
@@ -201,13 +287,11 @@ def tree(
         labels = np.ones(len(placed), dtype=int)
     else:
         matrix = np.stack([centroids[t.id] for t in placed]).astype(np.float64)
-        cut = 1.0 - threshold
-        labels = fcluster(linkage(matrix, "average", metric="cosine"), cut, "distance")
+        labels = fcluster(linkage(matrix, "average", metric="cosine"), 1.0 - threshold, "distance")
     groups: dict[int, list[Any]] = {}
     for theme, g in zip(placed, labels, strict=True):
         groups.setdefault(int(g), []).append(theme)
-    out = [_group(members) for members in groups.values()]
-    return sorted(out, key=lambda g: -g["items"])
+    return sorted((_group(members) for members in groups.values()), key=lambda g: -g["items"])
 
 
 def _group(members: list[Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from feedback_ai.errors import InvalidInput
-from feedback_ai.records.theme_repo import Window, utc
+from feedback_ai.records.theme_repo import utc
 from feedback_ai.themes import analytics
 from feedback_ai.themes import schemas as out
 
@@ -35,12 +35,13 @@ def themes(
     page_bounds(offset, limit)
     span = analytics.parse_window(window)
     end = utc(until) if until else analytics.now()
-    version = svc.db.version(workspace)
-    ranked = analytics.ranking(svc.db, workspace, svc.db.themes(workspace), span, end, sort)
+    facts = svc.facts.get(workspace)
+    ranked = analytics.ranking(facts, facts.themes, span, end, sort)
     page = ranked[offset : offset + limit]
-    evidence = svc.db.evidence(workspace, [r["theme"].id for r in page], Window(end - span, end))
+    ids = [r["theme"].id for r in page]
+    evidence = analytics.evidence(facts, ids, analytics.Window(end - span, end))
     return out.ThemeList(
-        taxonomy_version=version,
+        taxonomy_version=facts.version,
         window=window,
         start=end - span,
         end=end,
@@ -148,9 +149,10 @@ def trend(
     svc.db.theme(workspace, theme_id)
     end = utc(end) if end else analytics.now()
     start = utc(start) if start else end - analytics.parse_window("52w")
-    buckets = analytics.trend(svc.db, workspace, theme_id, interval, start, end)
+    facts = svc.facts.get(workspace)
+    buckets = analytics.trend(facts, theme_id, interval, start, end)
     return out.Trend(
-        taxonomy_version=svc.db.version(workspace),
+        taxonomy_version=facts.version,
         theme_id=theme_id,
         interval=interval,  # type: ignore[arg-type]  # validated by analytics.trend
         start=start,
@@ -162,10 +164,10 @@ def trend(
 def alerts(svc: ThemeService, workspace: str, at: datetime | None) -> out.AlertList:
     s = svc.settings
     at = utc(at) if at else analytics.now()
+    facts = svc.facts.get(workspace)
     found = analytics.alerts(
-        svc.db,
-        workspace,
-        svc.db.themes(workspace),
+        facts,
+        facts.themes,
         at,
         s.alert_window_days,
         s.alert_baseline_days,
@@ -173,7 +175,7 @@ def alerts(svc: ThemeService, workspace: str, at: datetime | None) -> out.AlertL
         s.alert_min_items,
     )
     return out.AlertList(
-        taxonomy_version=svc.db.version(workspace),
+        taxonomy_version=facts.version,
         at=at,
         window_days=s.alert_window_days,
         baseline_days=s.alert_baseline_days,

@@ -92,9 +92,11 @@ def plan(
     options: Options,
     progress: Progress = lambda *_: None,
 ) -> Plan:
-    progress("clustering", 0, len(corpus))
+    progress("lemmas", 0, len(corpus))
     lemmas = nlp.lemma_table(_spread(corpus.texts, 3_000))
+    progress("clustering", 0, len(corpus))
     fitted = fit(corpus.texts, corpus.vectors, lemmas=lemmas)
+    progress("assigning", 0, len(corpus))
     labels, sims, threshold = _assign_all(corpus.vectors, fitted, options.assign_quantile)
     k = int(labels.max()) + 1 if len(labels) and labels.max() >= 0 else 0
     cents = fitting.centroids(corpus.vectors, labels, k)

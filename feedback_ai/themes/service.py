@@ -15,6 +15,7 @@ import logging
 import re
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,10 +32,39 @@ from feedback_ai.records.theme_repo import Event, ThemeRecords
 from feedback_ai.store._base import MentionPoint, ThemePoint, VectorStore
 from feedback_ai.themes import fit as fitting
 from feedback_ai.themes import refit as planner
+from feedback_ai.themes.facts import FactsCache
 from feedback_ai.themes.labels import LabelNLP
 from feedback_ai.themes.rows import by_item, item_rows
 
 log = logging.getLogger(__name__)
+
+
+class StageClock:
+    """Passes progress on and times each stage (wall seconds)."""
+
+    def __init__(self, inner: planner.Progress) -> None:
+        self.inner = inner
+        self.seconds: dict[str, float] = {}
+        self._stage, self._since = "", time.perf_counter()
+
+    def report(self, stage: str, done: int, total: int) -> None:
+        if stage != self._stage:
+            self._close()
+            self._stage = stage
+        self.inner(stage, done, total)
+
+    def _close(self) -> None:
+        now = time.perf_counter()
+        if self._stage:
+            self.seconds[self._stage] = round(
+                self.seconds.get(self._stage, 0.0) + now - self._since, 2
+            )
+        self._since = now
+
+    def done(self) -> dict[str, float]:
+        self._close()
+        self._stage = ""
+        return dict(self.seconds)
 
 
 def new_theme_id() -> str:
@@ -67,6 +97,9 @@ class ThemeService:
         self._label_nlp = label_nlp
         self._cache: dict[str, _Centroids] = {}
         self._lock = threading.Lock()
+        self.facts = FactsCache(
+            self.db.stamp, self.db.facts, self.db.themes, settings.analytics_max_age_s
+        )
 
     @staticmethod
     def new_id() -> str:
@@ -122,8 +155,10 @@ class ThemeService:
         actor: str = "refit",
         progress: planner.Progress | None = None,
     ) -> dict:
-        """Refit now; progress goes to the job (and to `progress`, e.g. a progress bar)."""
-        progress = self._progress(job_id, progress)
+        """Refit now; progress goes to the job (and to `progress`, e.g. a progress bar).
+        The result holds the plan's figures and the seconds each stage took."""
+        clock = StageClock(self._progress(job_id, progress))
+        progress = clock.report
         corpus = self.load(workspace, progress)
         if len(corpus) < self.settings.theme_min_mentions:
             raise InvalidInput(
@@ -158,7 +193,7 @@ class ThemeService:
         )
         self._prune_centroids(workspace, {s.theme_id for s in live})
         self.db.pool_checked(workspace, len(pool))
-        return {"taxonomy_version": version, **p.stats}
+        return {"taxonomy_version": version, **p.stats, "seconds": clock.done()}
 
     def options(self) -> planner.Options:
         s = self.settings

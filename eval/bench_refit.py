@@ -1,0 +1,225 @@
+"""Theme refits and theme reads at N stored mentions, through the product's own entry points.
+
+    python -m eval.bench_refit --n 100000        (and --n 1000000)
+
+1. Data: ~90k real texts from ../shared/data embedded once (cached), replicated with noise up to
+   N (as eval/bench_api.py); one item per mention, written straight into a fresh embedded data
+   dir (records DB + edge store; the ingest path is measured by eval/bench_ingest.py), with dates
+   over 400 days, 5,000 accounts with an ARR each, NPS ratings. Kept under var/bench_refit_<N>/
+   for reruns (`--reuse`).
+2. Refit: `feedback-ai themes refit` as a subprocess (the CLI the docs name): wall time and the
+   child's peak RSS (getrusage).
+3. Reads: `feedback-ai serve` on the data dir; `GET /v1/themes?window=30d` and
+   `GET /v1/themes/{id}/trend?interval=week` (52 weeks) over HTTP: p50 / p95.
+4. Live assignment: the ingest task body (`FeedbackService.process`) on 2,048 real texts in
+   256-item batches, with the workspace's themes and without (a workspace never refitted), same
+   process, same texts: CPU seconds each and the overhead ratio.
+Writes eval/results/bench_refit_<N>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import numpy as np
+
+from eval.bench_api import load_store, peak_rss_mb, percentiles, wait_ready
+from eval.corpus import ROOT, cache_key, embeddings, real_texts, replicate
+from feedback_ai.config import Settings, StoreBackend
+from feedback_ai.factory import make_embedder
+
+RESULTS = ROOT / "eval" / "results"
+WORKSPACE = "default"
+PORT = 8767
+
+
+def build(settings: Settings, n: int) -> dict[str, Any]:
+    """Items in the records DB and one mention each in the edge store."""
+    from sqlalchemy import insert
+
+    from feedback_ai.records import Records
+    from feedback_ai.records.models import Item
+
+    texts = real_texts()
+    embedder = make_embedder(settings)
+    vectors = replicate(embeddings(texts, cache_key(embedder), embedder.embed), n)
+    item_ids = [str(uuid.UUID(int=i)) for i in range(n)]
+    rng = np.random.default_rng(1)
+    base = datetime.now(UTC) - timedelta(days=400)
+    minutes = rng.integers(0, 400 * 24 * 60, n)
+    records = Records(settings.resolved_database_url)
+    records.ensure_workspace(WORKSPACE)
+    start = time.perf_counter()
+    with records.engine.begin() as conn:
+        for lo in range(0, n, 50_000):
+            conn.execute(
+                insert(Item),
+                [
+                    _item(i, item_ids[i], texts, base, minutes)
+                    for i in range(lo, min(lo + 50_000, n))
+                ],
+            )
+    db_s = time.perf_counter() - start
+    store_s = load_store(
+        settings,
+        vectors,
+        texts,
+        item_ids=item_ids,
+        created=[base + timedelta(minutes=int(m)) for m in minutes],
+    )
+    return {"records_s": round(db_s, 1), "store_s": round(store_s, 1)}
+
+
+def _item(i: int, item_id: str, texts: list[str], base: datetime, minutes: np.ndarray) -> dict:
+    account = i % 5000
+    return {
+        "id": item_id,
+        "workspace_id": WORKSPACE,
+        "source": "bench",
+        "external_id": None,
+        "text": texts[i % len(texts)],
+        "created_at": base + timedelta(minutes=int(minutes[i])),
+        "account_id": f"acct-{account}",
+        "revenue": float(1000 * (1 + account % 50)),
+        "rating": float(i % 11),
+        "rating_scale": "nps",
+        "metadata": {},
+        "status": "stored",
+        "mention_count": 1,
+        "pii": {},
+    }
+
+
+def refit(settings: Settings) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "feedback_ai.cli", "themes", "refit"]
+    cmd += ["--data-dir", str(settings.data_dir)]
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-3000:])
+    return {
+        "wall_s": round(wall, 1),
+        "cpu_s": round((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), 1),
+        "peak_rss_mb": round(after.ru_maxrss / 1024, 1),
+        "output": done.stdout.strip().splitlines()[-1:] + done.stderr.strip().splitlines()[-1:],
+    }
+
+
+def reads(settings: Settings, requests: int) -> dict[str, Any]:
+    key = "fai_bench_" + uuid.uuid4().hex
+    env = dict(os.environ, FEEDBACK_AI_BOOTSTRAP_KEY=key, HF_HUB_OFFLINE="1")
+    cmd = [sys.executable, "-m", "feedback_ai.cli", "serve", "--data-dir", str(settings.data_dir)]
+    log = (settings.data_dir / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [*cmd, "--port", str(PORT)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{PORT}",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=60,
+        ) as c:
+            wait_ready(c)
+            listing = c.get("/v1/themes", params={"window": "3650d", "limit": 200}).json()
+            theme_ids = [t["id"] for t in listing["themes"]]
+            rank, trend = [], []
+            for i in range(requests):
+                rank.append(_timed(c, "/v1/themes", {"window": "30d"}))
+                trend.append(
+                    _timed(
+                        c, f"/v1/themes/{theme_ids[i % len(theme_ids)]}/trend", {"interval": "week"}
+                    )
+                )
+        return {
+            "themes": listing["total"],
+            "ranking_30d": percentiles(rank[5:]),
+            "trend_52w": percentiles(trend[5:]),
+            "server_peak_rss_mb": round(peak_rss_mb(proc.pid), 1),
+        }
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def _timed(client: httpx.Client, path: str, params: dict[str, str]) -> float:
+    start = time.perf_counter()
+    r = client.get(path, params=params)
+    elapsed = (time.perf_counter() - start) * 1000
+    if r.status_code != 200:
+        raise RuntimeError(f"{path}: {r.status_code} {r.text[:300]}")
+    return elapsed
+
+
+def live_overhead(settings: Settings) -> dict[str, Any]:
+    """The ingest task body with and without themes to assign to, same texts."""
+    from eval.labelled import load
+    from feedback_ai.factory import build_service
+
+    texts = load("banking77", "test").texts[:2048]
+    service = build_service(settings)
+    service.warm_up()
+    cpu: dict[str, float] = {}
+    for workspace in ("never-refitted", WORKSPACE):  # the second has themes
+        service.records.ensure_workspace(workspace)
+        items = [{"text": t, "source": f"live-{workspace}"} for t in texts]
+        start = time.process_time()
+        for lo in range(0, len(items), 256):
+            service.submit(workspace, items[lo : lo + 256], service.process)
+        cpu[workspace] = time.process_time() - start
+    assigned = service.themes.db.pool_size(WORKSPACE)
+    service.close()
+    base, with_themes = cpu["never-refitted"], cpu[WORKSPACE]
+    return {
+        "texts": len(texts),
+        "cpu_s_without_themes": round(base, 2),
+        "cpu_s_with_themes": round(with_themes, 2),
+        "overhead": round(with_themes / base - 1, 4),
+        "pool_after": assigned,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--reuse", action="store_true", help="keep an existing data dir")
+    parser.add_argument("--skip-live", action="store_true")
+    args = parser.parse_args()
+    data_dir = ROOT / "var" / f"bench_refit_{args.n}"
+    settings = Settings(data_dir=data_dir, store_backend=StoreBackend.edge)
+    result: dict[str, Any] = {"n": args.n, "load_avg_start": round(os.getloadavg()[0], 2)}
+    if not (args.reuse and (data_dir / "vectors").exists()):
+        shutil.rmtree(data_dir, ignore_errors=True)
+        data_dir.mkdir(parents=True)
+        result["build"] = build(settings, args.n)
+    result["refit"] = refit(settings)
+    print(json.dumps(result["refit"], indent=1), flush=True)
+    result["reads"] = reads(settings, args.requests)
+    print(json.dumps(result["reads"], indent=1), flush=True)
+    if not args.skip_live:
+        result["live_assignment"] = live_overhead(settings)
+    result["load_avg_end"] = round(os.getloadavg()[0], 2)
+    result["machine"] = f"{os.cpu_count()} cores"
+    result["vectors"] = "real texts embedded once (cached), replicated with Gaussian noise to N"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"bench_refit_{args.n}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
