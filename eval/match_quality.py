@@ -22,10 +22,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from eval import labelled as L
+from eval.match_report import markdown
 from feedback_ai.link import calibration as cal
 from feedback_ai.link.matcher import MatcherConfig, MatchResult, fit_matcher, label_text, normalise
 
@@ -239,92 +239,6 @@ def tune_decisions(task: Task, runs: list[Run], c: cal.Calibrator, t: cal.Thresh
     return decisions(c.apply(f), ok, Queries(task.tune.x, np.tile(task.tune.y, len(runs))), t)
 
 
-# --- variants (tuning split only, seed 0) --------------------------------------------------
-
-
-def kmeans_refine(start: np.ndarray, pool: np.ndarray, exemplars: list | None, iters: int = 3):
-    """Centroids re-estimated from the pool items nearest to them, anchored on the start."""
-    c = start
-    for _ in range(iters):
-        nearest = (pool @ c.T).argmax(1)
-        sums = start.copy()
-        np.add.at(sums, nearest, pool)
-        for i, e in enumerate(exemplars or []):
-            sums[i] += e.sum(0)
-        c = normalise(sums)
-    return c
-
-
-def logistic_scores(task: Task, ex: list[np.ndarray], x: np.ndarray) -> np.ndarray:
-    n = len(task.descriptions)
-    rows = np.vstack([normalise(task.descriptions), *ex])
-    y = np.concatenate([np.arange(n), np.repeat(np.arange(n), [len(e) for e in ex])])
-    return LogisticRegression(C=10.0, max_iter=300).fit(rows, y).predict_log_proba(x)
-
-
-def variants(task: Task, runs: list[Run], ex: list[np.ndarray]) -> list[dict]:
-    desc, q = normalise(task.descriptions), task.tune
-    proto = normalise(np.stack([e.mean(0) for e in ex]))
-    mixed = normalise(proto + 0.25 * desc)
-    scored = {
-        "zero-shot: name cosine (baseline)": q.x @ desc.T,
-        "zero-shot: names + pool k-means (3 rounds)": q.x @ kmeans_refine(desc, task.pool, None).T,
-        "5-shot: prototype (baseline)": q.x @ proto.T,
-        "5-shot: prototype + 0.25 name": q.x @ mixed.T,
-        "5-shot: prototype + name + pool k-means": q.x @ kmeans_refine(mixed, task.pool, ex).T,
-        "5-shot: logistic regression on exemplars + name (no pool)": logistic_scores(task, ex, q.x),
-    }
-    rows = [_variant_row(name, s, q) for name, s in scored.items()]
-    fitted = {
-        "zero-shot: cosine classifier, no pool": (None, None, MatcherConfig()),
-        "5-shot: cosine classifier, no pool": (ex, None, MatcherConfig()),
-        "5-shot: self-training, scale 30": (ex, task.pool, MatcherConfig(scale=30.0)),
-        "5-shot: self-training, labelled weight 30": (
-            ex,
-            task.pool,
-            MatcherConfig(labelled_weight=30.0),
-        ),
-        "5-shot: self-training, schedule 20/80/200/400": (
-            ex,
-            task.pool,
-            MatcherConfig(schedule=(20, 80, 200, 400)),
-        ),
-    }
-    for name, (e, pool, config) in fitted.items():
-        m = fit_matcher(task.descriptions, e, pool, config=config).match(q.x)
-        rows.append(_variant_row(name, None, q, m))
-    for run in runs[:2]:
-        rows.append(_variant_row(f"{run.regime}: self-training (default)", None, q, run.tune))
-    return rows
-
-
-def _variant_row(name: str, scores, q: Queries, m: MatchResult | None = None) -> dict:
-    inscope = q.y >= 0
-    if m is None:
-        return {"variant": name, "top1": top1(scores, q), "auroc": auroc(scores.max(1), q)}
-    acc = float((m.indices[inscope, 0] == q.y[inscope]).mean())
-    return {"variant": name, "top1": acc, "auroc": auroc(m.support[:, 0], q)}
-
-
-# --- latency -------------------------------------------------------------------------------
-
-
-def match_latency(n_items: int = 500, calls: int = 2000, dim: int = 384) -> dict:
-    """`Matcher.match` for one query against n_items classes (values do not matter here)."""
-    rng = np.random.default_rng(0)
-    w = normalise(rng.normal(size=(n_items, dim)))
-    matcher = fit_matcher(w, config=MatcherConfig(steps=1))
-    queries = normalise(rng.normal(size=(calls, dim)))
-    times = []
-    for q in queries:
-        started = time.perf_counter()
-        matcher.match(q[None], k=5)
-        times.append(time.perf_counter() - started)
-    ms = 1e3 * np.asarray(times)
-    p50, p95 = np.percentile(ms, [50, 95])
-    return {"items": n_items, "p50_ms": float(p50), "p95_ms": float(p95)}
-
-
 # --- main ----------------------------------------------------------------------------------
 
 
@@ -337,9 +251,20 @@ def evaluate_task(task: Task, seeds: int, with_variants: bool) -> tuple[list[Run
         "zero_shot": regime_figures(task, [zero], None),
         f"{SHOTS}_shot": regime_figures(task, few, shots),
     }
+    figures["oracle_all_labels"] = oracle(task)
     if with_variants:
+        from eval.match_variants import variants
+
         figures["variants_tune"] = variants(task, [zero, few[0]], shots[0])
     return [zero, *few], figures
+
+
+def oracle(task: Task) -> dict:
+    """For context, not a method: prototypes of ALL labelled pool texts, scored on the test."""
+    n = len(task.descriptions)
+    proto = normalise(np.stack([task.source_x[task.source_y == c].mean(0) for c in range(n)]))
+    scores = task.test.x @ proto.T
+    return {"top1": top1(scores, task.test), "auroc": auroc(scores.max(1), task.test)}
 
 
 def fit_calibration(
@@ -360,6 +285,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--no-variants", action="store_true")
     parser.add_argument("--no-save-default", action="store_true")
+    parser.add_argument("--no-fit-cost", action="store_true", help="skip the 500-item fit timing")
     args = parser.parse_args()
     tasks, report = [clinc_task(), banking_task()], {"config": MatcherConfig().__dict__}
     done = []
@@ -387,135 +313,17 @@ def main() -> None:
     report["transfer_clinc_calibrator_on_banking77_test_ece"] = cal.expected_calibration_error(
         transfer.apply(f), ok
     )
+    from eval.match_variants import fit_cost, match_latency
+
     report["match_latency"] = match_latency()
+    if not args.no_fit_cost:
+        report["fit_cost"] = fit_cost(clinc)
     if not args.no_save_default:
         cal.save_calibrator(default)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "match_quality.json").write_text(json.dumps(report, indent=1) + "\n")
     (RESULTS / "match_quality.md").write_text(markdown(report))
     print(markdown(report))
-
-
-# --- markdown ------------------------------------------------------------------------------
-
-
-def _f(v, pct: bool = True) -> str:
-    if v is None:
-        return "n/a"
-    return f"{100 * v:.1f}%" if pct else f"{v:.3f}"
-
-
-def _table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = [f"### {title}", "", "| " + " | ".join(header) + " |"]
-    lines.append("|" + "---|" * len(header))
-    return [*lines, *("| " + " | ".join(row) + " |" for row in rows), ""]
-
-
-REGIMES = ("zero_shot", f"{SHOTS}_shot")
-
-
-def _headline(name: str, r: dict) -> list[str]:
-    rows = []
-    for regime in REGIMES:
-        fig, c = r[regime], r["calibration"][regime]
-        seeds = fig.get("top1_per_seed")
-        spread = f" ({', '.join(_f(s) for s in seeds)})" if seeds else ""
-        rows.append(
-            [
-                regime,
-                _f(fig["baseline_top1"]),
-                _f(fig["top1"]) + spread,
-                _f(fig.get("baseline_auroc"), False),
-                _f(fig.get("auroc_support"), False),
-                _f(c["auroc_confidence"], False),
-            ]
-        )
-    header = ["regime", "baseline top-1", "top-1", "baseline AUROC", "AUROC (support)"]
-    return _table(f"{name} (test split)", [*header, "AUROC (confidence)"], rows)
-
-
-DECISION_ROWS = (
-    ("own", "tune_at_defaults_own", "tuning"),
-    ("own", "at_defaults_own", "test"),
-    ("own, unweighted", "at_defaults_own_unweighted", "test"),
-    ("shipped default", "at_defaults_default", "test"),
-)
-
-
-def _decisions(name: str, r: dict) -> list[str]:
-    rows = []
-    for regime in REGIMES:
-        for label, key, split in DECISION_ROWS:
-            d = r["calibration"][regime][key]
-            shares = ("matched_share_in_scope", "matched_correct_share_in_scope")
-            oos = ("oos_matched_share", "oos_no_match_share")
-            rows.append(
-                [regime, label, split, _f(d["precision_matched"])]
-                + [_f(d[k]) for k in shares]
-                + [_f(d.get(k)) for k in oos]
-            )
-    header = ["regime", "calibrator", "split", "precision of matched", "in-scope matched"]
-    header += ["in-scope matched and right", "OOS matched", "OOS no_match"]
-    return _table(f"{name}: decisions at the default thresholds", header, rows)
-
-
-def _calibration(name: str, r: dict) -> list[str]:
-    keys = ("ece_uncalibrated_softmax", "ece_own", "ece_own_unweighted", "ece_default")
-    rows = [[g, *(_f(r["calibration"][g][k], False) for k in keys)] for g in REGIMES]
-    header = ["regime", "ECE uncalibrated (softmax)", "ECE own", "ECE own, unweighted"]
-    lines = _table(f"{name}: calibration on the test split", [*header, "ECE shipped"], rows)
-    own = r["calibration"]["own_calibrator"]
-    cv = {k: round(v, 4) for k, v in own["fitted_on"]["method_cv_ece"].items()}
-    lines += [
-        f"Own calibrator: {own['method']} (2-fold ECE on the tuning split: {cv}), out-of-scope "
-        f"rows weighted to {own['fitted_on']['oos_share']} of the mass; `unweighted` keeps the "
-        "tuning split's own mix.",
-        "",
-    ]
-    bins = r["calibration"][f"{SHOTS}_shot"]["reliability_own"]
-    rows = [
-        [f"{b['low']:.1f}-{b['high']:.1f}", str(b["count"]), *(f"{b[k]:.3f}" for k in pair)]
-        for b in bins
-        for pair in [("confidence", "accuracy")]
-    ]
-    header = ["confidence bin", "queries", "mean confidence", "accuracy"]
-    return lines + _table(f"{name}: reliability ({SHOTS}-shot, own calibrator, test)", header, rows)
-
-
-def _variants(name: str, r: dict) -> list[str]:
-    if "variants_tune" not in r:
-        return []
-    rows = [[v["variant"], _f(v["top1"]), _f(v["auroc"], False)] for v in r["variants_tune"]]
-    title = f"{name}: variants on the tuning split (seed 0)"
-    return _table(title, ["variant", "top-1", "AUROC"], rows)
-
-
-def markdown(report: dict) -> str:
-    t = report["thresholds"]
-    lines = [
-        "# Request-to-item matching quality",
-        "",
-        "`python -m eval.match_quality`. Protocol in the module docstring. Top-1 over in-scope "
-        f"queries; {SHOTS}-shot figures are means over seeds (per seed in brackets). "
-        f"Default thresholds: matched >= {t['matched']}, needs_review >= {t['review']}.",
-        "",
-    ]
-    for name in ("clinc150", "banking77"):
-        r = report[name]
-        lines += _headline(name, r) + _decisions(name, r) + _calibration(name, r)
-    for name in ("clinc150", "banking77"):
-        lines += _variants(name, report[name])
-    transfer = report["transfer_clinc_calibrator_on_banking77_test_ece"]
-    lat = report["match_latency"]
-    lines += [
-        f"Calibrator fitted on CLINC150 tuning data only, applied to BANKING77 test: "
-        f"ECE {transfer:.3f}.",
-        "",
-        f"`Matcher.match`, one query, {lat['items']} items: p50 {lat['p50_ms']:.3f} ms, "
-        f"p95 {lat['p95_ms']:.3f} ms.",
-        "",
-    ]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,20 +1,39 @@
 """Calibrated confidence for a match, and the three decisions made from it.
 
 A `Calibrator` maps a match's features to P(the top-1 class is the right one), where a ticket
-about nothing known (out of scope) always counts as wrong. Features (`match_features`):
-the classifier cosine of the top class, its margin over the runner-up, the support-centroid
-cosine of the top class (see `feedback_ai.link.matcher`) and log(1 + its confirmed exemplars).
+about nothing known (out of scope) always counts as wrong. Features (`match_features`; every
+candidate's with `rank_features`): the classifier cosine of the class, its margin over the best
+other class, the support-centroid cosine of the class (see `feedback_ai.link.matcher`) and
+log(1 + its confirmed exemplars), so one calibrator serves items with and without exemplars.
 
-Methods (both serialise to plain JSON):
+Methods (both serialise to plain JSON, `Calibrator.to_json` / `from_json`):
 - `platt`: logistic regression on the features (Platt scaling with four inputs).
 - `isotonic`: the Platt logit as a 1-D score, then isotonic regression on it (monotone,
   piecewise linear between knots, clipped to [0, 1]).
+`eval/match_quality.py` picks the method by 2-fold ECE on the tuning split (isotonic won on
+both datasets) and weights out-of-scope rows to 20% of the fitting mass, an assumed share of
+tickets about nothing known (CLINC150 val has 3%, its test 18%).
 
-A workspace with enough confirmed links fits its own calibrator on held-out matches; otherwise
-`load_calibrator(DEFAULT_PATH)` gives the shipped default, fitted by `eval/match_quality.py` on
-public tuning splits only (CLINC150 val + oos_val and a held-out fifth of BANKING77 train; zero-
-and 5-shot matchers pooled). Decisions: `matched` if confidence >= `Thresholds.matched`,
-`needs_review` if >= `Thresholds.review`, else `no_match`.
+A workspace with enough confirmed links can fit its own calibrator on held-out matches;
+otherwise `load_calibrator()` reads the shipped default (models/match_calibration.json):
+isotonic, fitted on public tuning splits only (CLINC150 val + oos_val and a held-out fifth of
+BANKING77 train; the zero-shot and 5-shot matchers of 5 seeds pooled; 30,588 matches).
+
+Measured on the test splits (`python -m eval.match_quality`; ECE over 10 equal-width bins):
+| ECE | uncalibrated softmax | own calibrator | shipped default |
+| CLINC150 + OOS, 5-shot | 0.100 | 0.017 | 0.021 |
+| CLINC150 + OOS, zero-shot | 0.175 | 0.041 | 0.053 |
+| BANKING77, 5-shot | 0.034 | 0.014 | 0.023 |
+| BANKING77, zero-shot | 0.181 | 0.044 | 0.084 |
+A calibrator fitted on CLINC150 alone scores ECE 0.090 on BANKING77: expect that order of error
+from the default on a domain it has not seen, until the workspace has its own.
+
+Decisions: `matched` if confidence >= `Thresholds.matched` (default 0.8), `needs_review` if >=
+`Thresholds.review` (0.4), else `no_match`. At 0.8 the precision of `matched` was 97.0%
+(CLINC150) and 95.4% (BANKING77) on the tuning splits at 5-shot. Expected precision at the
+defaults (test, own calibrator): 5-shot 95.4% on CLINC150 with 4.0% of out-of-scope tickets
+matched and 81.5% of in-scope ones, 95.7% on BANKING77; zero-shot about 90% (90.7%, 89.8%).
+With the shipped default: 96.5% (2.9% out-of-scope matched) and 93.4%.
 """
 
 from __future__ import annotations
@@ -38,10 +57,19 @@ MATCHED, NEEDS_REVIEW, NO_MATCH = "matched", "needs_review", "no_match"
 
 
 def match_features(result: MatchResult) -> Array:
-    """(n, 4) features of each query's top class, in `FEATURES` order."""
-    score = result.scores[:, 0]
-    exemplars = np.log1p(result.exemplars[:, 0])
-    return np.column_stack([score, score - result.second, result.support[:, 0], exemplars])
+    """(n, 4) features of each query's top class, in `FEATURES` order (what calibrators see)."""
+    n, k = result.scores.shape
+    return rank_features(result).reshape(n, k, len(FEATURES))[:, 0]
+
+
+def rank_features(result: MatchResult) -> Array:
+    """(n * k, 4) features of every candidate, query by query, best first. A runner-up's margin
+    is its score minus the top score (negative), so its confidence comes out low: calibrators
+    are fitted on top-1 matches only."""
+    scores = result.scores
+    other = np.where(np.arange(scores.shape[1]) == 0, result.second[:, None], scores[:, :1])
+    feats = [scores, scores - other, result.support, np.log1p(result.exemplars)]
+    return np.stack(feats, axis=-1).reshape(-1, len(FEATURES))
 
 
 @dataclass(frozen=True)

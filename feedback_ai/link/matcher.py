@@ -3,26 +3,41 @@
 Inputs are vectors only (L2-normalised, from the product's one embedding model): one description
 vector per class (a roadmap item or theme), optional confirmed exemplars per class, optional
 rejected exemplars per class, and an optional unlabelled pool (the workspace's stored feedback).
+`Matcher.match(queries, k)` returns the top-k classes per query with raw scores; turn them into
+a confidence and a decision with `feedback_ai.link.calibration`.
 
-Method (`fit_matcher`), all at fit time; a query costs one product with a (2C x d) matrix:
+Method (`fit_matcher`), all at fit time; a query costs one product with a (C x d) matrix plus k
+dot products with support centroids (500 items: p50 0.12 ms per query):
 1. Start: class vector = normalise(mean of confirmed exemplars + `description_mix` x description),
    or the description alone for a class with no exemplars.
 2. A cosine-softmax classifier (logits = `scale` x cos(query, w_c), NormFace-style) is trained
-   by full-batch Adam on the descriptions and exemplars (weight `labelled_weight` each; rejected
-   exemplars push their class down).
+   by full-batch Adam on the descriptions and exemplars (weight `labelled_weight` each; a
+   rejected exemplar adds -log(1 - p(its class)), pushing that class away from it).
 3. Self-training on the unlabelled pool, one round per entry of `schedule`: every pool item is
    scored, its best class kept if its cosine clears `min_pool_similarity`, and per class the
    `schedule[r]` items with the largest top-1 minus top-2 margin join the training set, weighted
    by their softmax probability; the classifier is trained again from its current weights.
-   Pseudo-labels are recomputed each round; labels are never read from the pool.
-4. Support centroids: per class, the weighted mean of exemplars, description and the items
-   pseudo-labelled in the last round. The classifier ranks; the centroid cosine of a class says
-   how typical the query is of it (the better out-of-scope signal on CLINC150 val: AUROC 0.982
-   vs 0.973 from the classifier cosine).
+   Pseudo-labels are recomputed each round; the pool is never labelled by a person.
+4. Support centroids: per class, the mean of its labelled vectors (weight 1 each) and its
+   pseudo-labelled pool items (softmax-weighted). The classifier ranks; the centroid cosine of
+   the top class says how typical the query is of it, the better out-of-scope signal (CLINC150
+   val, 5-shot: AUROC 0.980 vs 0.973 from the classifier cosine).
 
-Defaults were tuned on CLINC150 val/oos_val and a held-out part of BANKING77 train
-(`eval/match_quality.py`, variants table in `eval/results/match_quality.md`); measured figures
-are in that file and in the `calibration` module docstring.
+Measured (`python -m eval.match_quality`, `eval/results/match_quality.md`; tuned on CLINC150
+val/oos_val and a held-out fifth of BANKING77 train, reported on the test splits, 5-shot means
+over 5 seeds; baselines: name cosine, exemplar prototypes):
+- CLINC150 top-1: zero-shot 80.6% (baseline 68.5%), 5-shot 91.4% (baseline 85.8%);
+  out-of-scope AUROC of the support cosine 0.964 at 5-shot (baseline 0.951).
+- BANKING77 top-1: zero-shot 68.4% (baseline 61.8%), 5-shot 84.1% (baseline 76.6%).
+- For context, prototypes of ALL labelled pool texts (100 per intent on CLINC150) reach 91.6%
+  and AUROC 0.966 on CLINC150 test, 84.8% on BANKING77: 5 confirmed examples plus the
+  unlabelled pool come within a point of full supervision for a nearest-centroid rule.
+- Without a pool the classifier still beats prototypes at 5-shot (CLINC150 val 87.6% vs 84.7%);
+  15,000 unrelated texts (app reviews, bug reports) added to the pool cost one point (92.2% ->
+  91.2% on val); a pool of 3,000 gives 90.2%.
+- Fit on 2 loaded cores: CLINC150 (150 items, 15,100 pool) about 40 s; 500 items over a 100k
+  pool (subsampled to `max_pool` = 50,000) 107 s. Fit in the background and swap the fitted
+  matcher in; `match` never trains.
 """
 
 from __future__ import annotations
@@ -74,7 +89,7 @@ class Matcher:
     history: list[int] = field(default_factory=list)  # pool items used per round
 
     def match(self, queries: Array, k: int = 5) -> MatchResult:
-        q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        q = normalise(np.atleast_2d(queries))
         scores = q @ self.weights.T
         k = min(k, scores.shape[1])
         top = np.argsort(-scores, axis=1)[:, :k]

@@ -72,6 +72,18 @@ def test_fit_needs_right_and_wrong_matches() -> None:
         cal.fit_calibrator(f, np.ones(10, bool))
 
 
+def test_rank_features_give_runners_up_less_confidence() -> None:
+    from tests.link.test_matcher import FAST, clusters
+
+    centres, x, y = clusters(6, 10, spread=0.2, seed=5)
+    result = fit_matcher(centres, [x[y == c][:3] for c in range(6)], config=FAST).match(x, k=3)
+    per_rank = cal.rank_features(result).reshape(len(x), 3, len(cal.FEATURES))
+    np.testing.assert_array_equal(per_rank[:, 0], cal.match_features(result))
+    assert np.all(per_rank[:, 1:, 1] <= 0)  # runners-up: margin below the top score
+    p = cal.load_calibrator().apply(cal.rank_features(result)).reshape(len(x), 3)
+    assert p[:, 0].mean() > p[:, 1:].max(axis=1).mean() + 0.3
+
+
 def test_shipped_default_calibrator_loads() -> None:
     calibrator = cal.load_calibrator()
     assert calibrator.features == cal.FEATURES
