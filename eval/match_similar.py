@@ -55,7 +55,7 @@ def main() -> None:
         "a": a,
         "b": b,
         "fitted_on": "CLINC150 val + oos_val vs train + oos_train, 5 nearest each",
-        "test_pairs": int(len(y_test)),
+        "test_pairs": len(y_test),
         "test_positive_share": round(float(y_test.mean()), 4),
         "ece_test": round(expected_calibration_error(p, y_test), 4),
         "ece_raw_cosine_test": round(

@@ -249,14 +249,13 @@ class RoadmapService:
         item = self.db.item(workspace, key)
         rows = self.backing(workspace, key)
         texts = self.themes.texts(workspace, list(rows))
-        per: dict[str | None, list[dict[str, Any]]] = {}
+        per: dict[str, list[dict[str, Any]]] = {}
         for r in rows.values():
-            per.setdefault(r.get("account_id"), []).append(r)
+            if r.get("account_id"):
+                per.setdefault(r["account_id"], []).append(r)
         accounts = [
             out.Requester(
-                account_id=a,
-                items=len(rs),
-                revenue=max((r.get("revenue") or 0.0) for r in rs) if a else None,
+                account_id=a, items=len(rs), revenue=max((r.get("revenue") or 0.0) for r in rs)
             )
             for a, rs in sorted(per.items(), key=lambda kv: -len(kv[1]))
         ]
@@ -270,7 +269,13 @@ class RoadmapService:
             )
             for i, r in sorted(rows.items(), key=lambda kv: kv[1]["created_at"], reverse=True)
         ]
-        return out.Requesters(key=key, status=item.status, accounts=accounts, feedback=feedback)
+        return out.Requesters(
+            key=key,
+            status=item.status,
+            accounts=accounts,
+            unattributed_items=len(rows) - sum(a.items for a in accounts),
+            feedback=feedback,
+        )
 
 
 def _fields(item: out.RoadmapIn) -> dict[str, Any]:

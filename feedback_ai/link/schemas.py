@@ -100,7 +100,7 @@ class FeedbackLinkIn(_In):
 
 
 class Requester(BaseModel):
-    account_id: str | None
+    account_id: str
     items: int
     revenue: float | None
 
@@ -116,7 +116,10 @@ class RequesterItem(BaseModel):
 class Requesters(BaseModel):
     key: str
     status: str
-    accounts: list[Requester]
+    accounts: list[Requester] = Field(
+        description="Accounts behind the linked feedback, most items first."
+    )
+    unattributed_items: int = Field(description="Linked feedback items without an account_id.")
     feedback: list[RequesterItem]
 
 

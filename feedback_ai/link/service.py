@@ -35,8 +35,9 @@ from feedback_ai.link.calibration import (
     Thresholds,
     decide,
     load_calibrator,
+    rank_features,
 )
-from feedback_ai.link.matcher import Matcher, MatchResult, fit_matcher, normalise
+from feedback_ai.link.matcher import Matcher, fit_matcher, normalise
 from feedback_ai.records import Records
 from feedback_ai.records.link_models import FeedbackLink, RoadmapItem, ThemeLink
 from feedback_ai.records.link_repo import LinkRecords
@@ -108,7 +109,7 @@ class MatchService:
         if model.matcher is None:
             return []
         result = model.matcher.match(query[None], k)
-        confidence = self.calibrator.apply(features_per_rank(result))
+        confidence = self.calibrator.apply(rank_features(result))
         decisions = decide(confidence, self.thresholds)
         return [
             out.Candidate(
@@ -249,15 +250,6 @@ class MatchService:
             if len(rows) >= cap:
                 break
         return normalise(np.stack(rows[:cap])) if rows and cap else None
-
-
-def features_per_rank(result: MatchResult) -> np.ndarray:
-    """Calibration features of every candidate, not only the first: score, margin over the best
-    other class (the runner-up for the first, the first for the others), support cosine."""
-    scores, support = result.scores, result.support
-    other = np.where(np.arange(scores.shape[1]) == 0, result.second[:, None], scores[:, :1])
-    feats = np.stack([scores, scores - other, support], axis=-1)  # (n, k, 3)
-    return feats.reshape(-1, 3)
 
 
 def _no_pool() -> Any:

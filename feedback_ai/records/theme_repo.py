@@ -423,7 +423,7 @@ class ThemeRecords:
                 q = select(Item.id, Item.text).where(
                     Item.workspace_id == workspace, Item.id.in_(chunk)
                 )
-                out.update(dict(s.execute(q).tuples()))
+                out.update((str(i), str(t)) for i, t in s.execute(q))
         return out
 
     def mention_counts(self, workspace: str, item_ids: Sequence[str]) -> dict[str, int]:

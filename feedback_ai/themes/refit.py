@@ -25,6 +25,8 @@ from feedback_ai.themes import registry
 from feedback_ai.themes.labels import LabelNLP, label, quotes
 
 Progress = Callable[[str, int, int], None]
+LEMMA_SAMPLE = 1_000  # texts spaCy lemmatises to build the keyword lemma table
+LABEL_QUOTES = 6  # mentions per theme whose noun phrases propose its label
 
 
 @dataclass
@@ -93,7 +95,7 @@ def plan(
     progress: Progress = lambda *_: None,
 ) -> Plan:
     progress("lemmas", 0, len(corpus))
-    lemmas = nlp.lemma_table(_spread(corpus.texts, 3_000))
+    lemmas = nlp.lemma_table(_spread(corpus.texts, LEMMA_SAMPLE))
     progress("clustering", 0, len(corpus))
     fitted = fit(corpus.texts, corpus.vectors, lemmas=lemmas)
     progress("assigning", 0, len(corpus))
@@ -241,7 +243,7 @@ def _states(
             [corpus.item_ids[i] for i in idx],
             corpus.mention_index[idx].tolist(),
             [corpus.texts[i] for i in idx],
-            k=10,
+            k=LABEL_QUOTES,
         )
         reps.append([x.text for x in q])
         kws_all.append(kws)

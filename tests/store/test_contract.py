@@ -452,7 +452,7 @@ def test_theme_and_roadmap_vectors_do_not_mix(store: VectorStore) -> None:
     assert {t.theme_id for t in store.list_themes(WS)} == {"t0", "t1", "t2"}
     assert [t.kind for t in store.list_themes(WS, kind="roadmap")] == ["roadmap", "roadmap"]
     hits = store.nearest_themes(WS, np.stack([roadmap[0].vector]), limit=5, kind="roadmap")
-    assert [h.theme_id for h in hits[0]][0] == "t0" and len(hits[0]) == 2
+    assert hits[0][0].theme_id == "t0" and len(hits[0]) == 2
     store.delete_themes(WS, ["t0"], kind="roadmap")
     assert {t.theme_id for t in store.list_themes(WS)} == {"t0", "t1", "t2"}
     assert [t.theme_id for t in store.list_themes(WS, kind="roadmap")] == ["t1"]
