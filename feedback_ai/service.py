@@ -26,6 +26,7 @@ from feedback_ai.nlp._base import ProcessedText, TextProcessor
 from feedback_ai.nlp.sentiment import SentimentScorer
 from feedback_ai.records import ProcessedItem, Records
 from feedback_ai.records.models import Item
+from feedback_ai.records.theme_repo import row_fields_of
 from feedback_ai.schemas import (
     FeedbackIn,
     FeedbackOut,
@@ -220,7 +221,8 @@ class FeedbackService:
             cursor += len(p.mentions)
         self._replace_mentions([item for item, _ in part.ok], points)
         if self.themes and points:  # the pool's size past its last check: the latest counts
-            totals["pool_growth"] = self.themes.assign(points)
+            fields = row_fields_of(item for item, _ in part.ok)
+            totals["pool_growth"] = self.themes.assign(points, fields)
         done = [ProcessedItem(i.id, p.text, len(p.mentions), p.pii) for i, p in part.ok]
         self.records.mark_stored(job_id, done, keep_raw=not self.settings.redact_pii)
         if part.failures:

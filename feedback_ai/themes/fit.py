@@ -9,12 +9,16 @@ the stored vectors: nothing is re-embedded. Large corpora are fitted on a seeded
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from feedback_ai.embed._base import Embedder
 from feedback_ai.themes.labels import LemmaTokenizer, distinct
@@ -25,6 +29,28 @@ ASSIGN_CHUNK = 50_000  # rows per matrix product when assigning: bounded memory
 # candidate up in the vocabulary list (a linear scan), so its cost grows with vocabulary x
 # candidates: at 50k mentions, 100 candidates over the full vocabulary took 44 s of 110.
 MAX_VOCABULARY = 30_000
+# Up to this many rows, `nearest` multiplies on one BLAS thread. Live assignment calls it for
+# every ingest part (tens of mentions x a few hundred centroids): OpenBLAS's second thread
+# spin-waits after each such product, and at 100k stored mentions that idle spinning made live
+# assignment add 35-59% to the ingest CPU time instead of 8% (eval/bench_refit.py).
+SMALL_BATCH = 4_096
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+_BLAS_LOCK = threading.Lock()
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """BLAS limited to one thread within the block (the controller is built once: cheap). The
+    limit is process-wide, so blocks take turns: two interleaved save/restore pairs could leave
+    the process on one thread for good."""
+    with _BLAS_LOCK, _blas().limit(limits=1, user_api="blas"):
+        yield
 
 
 @dataclass
@@ -115,6 +141,15 @@ def nearest(
     sims = np.zeros(len(vectors), dtype=np.float32)
     if not len(cents):
         return best, sims
+    if len(vectors) <= SMALL_BATCH:
+        with one_blas_thread():
+            return _nearest(vectors, cents, threshold, best, sims)
+    return _nearest(vectors, cents, threshold, best, sims)
+
+
+def _nearest(
+    vectors: np.ndarray, cents: np.ndarray, threshold: float, best: np.ndarray, sims: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     for start in range(0, len(vectors), ASSIGN_CHUNK):
         block = vectors[start : start + ASSIGN_CHUNK] @ cents.T
         idx = np.argmax(block, axis=1)

@@ -1,68 +1,86 @@
 """Assignment rows: mentions -> one row per (item, theme), with the item's fields copied in.
 
 Counting is by item: an item whose mentions land three times in a theme is one row there.
+Plain numpy (no pandas groupby): live assignment calls this for every ingest part of a few dozen
+mentions, where a DataFrame groupby cost more than the assignment itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 
+@dataclass(frozen=True)
+class ItemThemes:
+    """One entry per (item, theme): mentions there, their best similarity, mean sentiment."""
+
+    item_ids: np.ndarray  # object
+    theme: np.ndarray  # int64, index into the caller's theme ids
+    mentions: np.ndarray  # int64
+    similarity: np.ndarray  # float64, the best of the item's mentions in the theme
+    sentiment: np.ndarray  # float64, mean over mentions that have one; nan when none has
+
+    def __len__(self) -> int:
+        return len(self.theme)
+
+
 def by_item(
     item_ids: Sequence[str], themes: np.ndarray, similarity: Any, sentiment: Any
-) -> pd.DataFrame:
-    """Mentions (theme index or -1 each) -> one row per (item, theme): counting is by item,
-    however many of its mentions are in the theme."""
-    frame = pd.DataFrame(
-        {
-            "item_id": np.asarray(item_ids, dtype=object),
-            "theme": np.asarray(themes),
-            "similarity": np.asarray(similarity, dtype=np.float64),
-            "sentiment": np.asarray(sentiment, dtype=np.float64),
-        }
-    )
-    return (
-        frame[frame["theme"] >= 0]
-        .groupby(["item_id", "theme"], sort=False)
-        .agg(
-            mentions=("similarity", "size"),
-            similarity=("similarity", "max"),
-            sentiment=("sentiment", "mean"),
-        )
+) -> ItemThemes:
+    """Mentions (theme index or -1 each) -> one entry per (item, theme): counting is by item,
+    however many of its mentions are in the theme. Unassigned mentions (-1) are left out."""
+    themes = np.asarray(themes, dtype=np.int64)
+    keep = themes >= 0
+    codes, uniques = pd.factorize(np.asarray(item_ids, dtype=object)[keep])
+    width = int(themes.max()) + 1 if keep.any() else 1
+    keys, group = np.unique(codes.astype(np.int64) * width + themes[keep], return_inverse=True)
+    best = np.full(len(keys), -np.inf)
+    np.maximum.at(best, group, np.asarray(similarity, dtype=np.float64)[keep])
+    scores = np.asarray(sentiment, dtype=np.float64)[keep]
+    has = ~np.isnan(scores)
+    scored = np.bincount(group[has], minlength=len(keys))
+    total = np.bincount(group[has], weights=scores[has], minlength=len(keys))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(scored > 0, total / np.maximum(scored, 1), np.nan)
+    return ItemThemes(
+        item_ids=np.asarray(uniques, dtype=object)[keys // width],
+        theme=keys % width,
+        mentions=np.bincount(group, minlength=len(keys)),
+        similarity=best,
+        sentiment=mean,
     )
 
 
 def item_rows(
     workspace: str,
-    grouped: pd.DataFrame,
+    grouped: ItemThemes,
     theme_ids: Sequence[str],
     fields_of: Callable[[str, Any], dict[str, dict[str, Any]]],
     origin: str,
 ) -> list[dict[str, Any]]:
-    """`grouped` (index item_id, theme; columns mentions, similarity, sentiment) -> table rows,
-    with the item's own fields (created_at, account, revenue, rating) copied in."""
-    if grouped.empty:
+    """`grouped` -> table rows, with the item's own fields (created_at, account, revenue,
+    rating) copied in."""
+    if not len(grouped):
         return []
-    fields = fields_of(workspace, grouped.index.get_level_values(0).unique())
+    fields = fields_of(workspace, dict.fromkeys(grouped.item_ids.tolist()))
     rows = []
-    for (item_id, theme), values in zip(
-        grouped.index, grouped.itertuples(index=False), strict=True
-    ):
+    for k, item_id in enumerate(grouped.item_ids.tolist()):
         if item_id not in fields:  # deleted since it was stored
             continue
-        sentiment = None if np.isnan(values.sentiment) else round(float(values.sentiment), 4)
+        sentiment = grouped.sentiment[k]
         rows.append(
             {
                 "workspace_id": workspace,
                 "item_id": item_id,
-                "theme_id": theme_ids[int(theme)],
-                "mentions": int(values.mentions),
-                "similarity": round(float(values.similarity), 4),
-                "sentiment": sentiment,
+                "theme_id": theme_ids[int(grouped.theme[k])],
+                "mentions": int(grouped.mentions[k]),
+                "similarity": round(float(grouped.similarity[k]), 4),
+                "sentiment": None if np.isnan(sentiment) else round(float(sentiment), 4),
                 "origin": origin,
                 **fields[item_id],
             }

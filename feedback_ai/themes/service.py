@@ -331,18 +331,27 @@ class ThemeService:
         return report
 
     # --- live assignment (ingest)
-    def assign(self, points: Sequence[MentionPoint]) -> int:
+    def assign(
+        self, points: Sequence[MentionPoint], fields: dict[str, dict[str, Any]] | None = None
+    ) -> int:
         """Assign freshly stored mentions to the nearest theme, or to the pool. Returns the
-        pool's growth since its last emerging check (0 when nothing new went there)."""
+        pool's growth since its last emerging check (0 when nothing new went there).
+        `fields`: the items' row fields (`theme_repo.row_fields_of`) when the caller has them
+        loaded; otherwise they are read from the records database."""
         by_ws: dict[str, list[MentionPoint]] = {}
         for p in points:
             by_ws.setdefault(p.workspace, []).append(p)
-        return max((self._assign(ws, group) for ws, group in by_ws.items()), default=0)
+        return max((self._assign(ws, group, fields) for ws, group in by_ws.items()), default=0)
 
     def forget(self, workspace: str, item_ids: Sequence[str]) -> None:
         self.db.live(workspace, list(item_ids), [], [], manual_too=True)
 
-    def _assign(self, workspace: str, points: list[MentionPoint]) -> int:
+    def _assign(
+        self,
+        workspace: str,
+        points: list[MentionPoint],
+        fields: dict[str, dict[str, Any]] | None = None,
+    ) -> int:
         cents = self.centroids(workspace)
         if cents is None:  # never refitted: the first refit places everything
             return 0
@@ -350,7 +359,8 @@ class ThemeService:
         best, sims = fitting.nearest(vectors, cents.matrix, cents.threshold)
         scores = [np.nan if p.sentiment is None else p.sentiment for p in points]
         grouped = by_item([p.item_id for p in points], best, sims, scores)
-        rows = item_rows(workspace, grouped, cents.ids, self.db.item_fields, "live")
+        fields_of = self.db.item_fields if fields is None else lambda _ws, _ids: fields
+        rows = item_rows(workspace, grouped, cents.ids, fields_of, "live")
         pool = [
             {
                 "workspace_id": workspace,
