@@ -13,7 +13,8 @@
    `GET /v1/themes/{id}/trend?interval=week` (52 weeks) over HTTP: p50 / p95.
 4. Live assignment: the ingest task body (accept + `FeedbackService.process`) on fresh real
    texts in 256-item batches, in the refitted workspace, with live assignment on and off
-   (rounds off, on, on, off; 4,000 BANKING77 train texts each way): CPU seconds each and the overhead ratio.
+   (rounds off, on, on, off; 4,000 BANKING77 train texts each way): CPU seconds each and the
+   overhead ratio.
 Writes eval/results/bench_refit_<N>.json.
 """
 
