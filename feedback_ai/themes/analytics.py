@@ -72,9 +72,15 @@ def parse_window(text: str) -> timedelta:
 
 
 def ranking(
-    facts: Facts, themes: Sequence[Any], window: timedelta, until: datetime, sort: str = "volume"
+    facts: Facts,
+    themes: Sequence[Any],
+    window: timedelta,
+    until: datetime,
+    sort: str = "volume",
+    page: slice = slice(None),
 ) -> list[dict[str, Any]]:
-    """Every live theme (noise excluded) with its window figures, sorted."""
+    """Every live theme (noise excluded) with its window figures, sorted; only the rows in `page`
+    of that order are built (the figures of all themes are computed as arrays)."""
     if sort not in SORTS:
         raise InvalidInput(f"sort must be one of {list(SORTS)}, not {sort!r}", {"field": "sort"})
     until = utc(until)
@@ -83,17 +89,16 @@ def ranking(
         facts.theme[Window(until - 2 * window, until - window).mask(facts)],
         minlength=len(facts.theme_ids),
     )
-    rows = []
-    for t in themes:
-        if t.status == "noise":
-            continue
-        i = facts.index(t.id)
-        rows.append(_row(t, current, i, int(before[i]) if i >= 0 else 0))
-    key = _KEYS[sort]
-    present = [r for r in rows if r[key] is not None]
-    missing = [r for r in rows if r[key] is None]
-    present.sort(key=lambda r: (r[key], r["items"]), reverse=not ASCENDING.get(sort, False))
-    return present + sorted(missing, key=lambda r: -r["items"])
+    cols = columns(current, before)
+    live = [t for t in themes if t.status != "noise"]
+    pos = [facts.index(t.id) for t in live]  # -1 (no rows) reads the columns' last, empty slot
+    keys = cols[_KEYS[sort]][pos].tolist()
+    items = cols["items"][pos].tolist()
+    present = [i for i, k in enumerate(keys) if not np.isnan(k)]
+    missing = [i for i, k in enumerate(keys) if np.isnan(k)]
+    present.sort(key=lambda i: (keys[i], items[i]), reverse=not ASCENDING.get(sort, False))
+    missing.sort(key=lambda i: -items[i])
+    return [_row(live[i], cols, pos[i]) for i in (present + missing)[page]]
 
 
 def figures(facts: Facts, mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -104,10 +109,14 @@ def figures(facts: Facts, mask: np.ndarray) -> dict[str, np.ndarray]:
     revenue = np.nan_to_num(facts.revenue[mask])
     out = {"items": np.bincount(theme, minlength=n)}
     known = account >= 0
-    pairs = pd.DataFrame({"t": theme[known], "a": account[known], "r": revenue[known]})
-    per_account = pairs.groupby(["t", "a"], sort=False)["r"].max().reset_index()
-    out["accounts"] = np.bincount(per_account["t"], minlength=n)
-    out["revenue"] = np.bincount(per_account["t"], weights=per_account["r"], minlength=n)
+    pairs, pair = np.unique(
+        theme[known].astype(np.int64) << 32 | account[known], return_inverse=True
+    )  # one entry per (theme, account): its ARR counts once there (the largest on record)
+    arr = np.zeros(len(pairs))
+    np.maximum.at(arr, pair, revenue[known])  # ARR >= 0 (no ARR: 0)
+    per_theme = (pairs >> 32).astype(np.intp)
+    out["accounts"] = np.bincount(per_theme, minlength=n)
+    out["revenue"] = np.bincount(per_theme, weights=arr, minlength=n)
     out["revenue"] += np.bincount(theme[~known], weights=revenue[~known], minlength=n)
     sentiment = facts.sentiment[mask]
     has = ~np.isnan(sentiment)
@@ -121,28 +130,58 @@ def figures(facts: Facts, mask: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def _row(theme: Any, f: dict[str, np.ndarray], i: int, before: int) -> dict[str, Any]:
-    def at(name: str) -> float:
-        return float(f[name][i]) if i >= 0 else 0.0
+def columns(f: dict[str, np.ndarray], before: np.ndarray) -> dict[str, np.ndarray]:
+    """Per theme (index of facts.theme_ids, plus a last all-empty slot): the ranking's figures;
+    nan where a figure is undefined (no rating, no sentiment)."""
 
-    items = int(at("items"))
-    ratings = {
-        s: {"mean": round(at(f"{s}_sum") / at(f"{s}_n"), 3), "n": int(at(f"{s}_n"))}
-        for s in SCALES
-        if at(f"{s}_n")
+    def col(a: np.ndarray) -> np.ndarray:
+        return np.append(a, 0).astype(np.float64)
+
+    def mean(total: np.ndarray, n: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+    items, previous = col(f["items"]), col(before)
+    out = {
+        "items": items,
+        "previous_items": previous,
+        "growth": np.round((items + 1) / (previous + 1) - 1, 4),
+        "accounts": col(f["accounts"]),
+        "revenue": np.round(col(f["revenue"]), 2),
+        "sentiment": np.round(mean(col(f["sentiment_sum"]), col(f["sentiment_n"])), 4),
     }
-    scaled = [r["mean"] / (10.0 if s == "nps" else 5.0) for s, r in ratings.items()]
-    n_sent = at("sentiment_n")
+    scaled = []
+    for name in SCALES:
+        out[f"{name}_n"] = col(f[f"{name}_n"])
+        out[f"{name}_mean"] = np.round(mean(col(f[f"{name}_sum"]), out[f"{name}_n"]), 3)
+        scaled.append(out[f"{name}_mean"] / (10.0 if name == "nps" else 5.0))
+    rated = ~np.isnan(np.stack(scaled))
+    out["rating_mean"] = np.round(
+        mean(np.where(rated, np.stack(scaled), 0).sum(axis=0), rated.sum(axis=0)), 4
+    )
+    return out
+
+
+def _row(theme: Any, cols: dict[str, np.ndarray], i: int) -> dict[str, Any]:
+    def value(name: str) -> float | None:
+        v = float(cols[name][i])
+        return None if np.isnan(v) else v
+
+    ratings = {
+        s: {"mean": float(cols[f"{s}_mean"][i]), "n": int(cols[f"{s}_n"][i])}
+        for s in SCALES
+        if cols[f"{s}_n"][i]
+    }
     return {
         "theme": theme,
-        "items": items,
-        "previous_items": before,
-        "growth": round((items + 1) / (before + 1) - 1, 4),
-        "accounts": int(at("accounts")),
-        "revenue": round(at("revenue"), 2),
+        "items": int(cols["items"][i]),
+        "previous_items": int(cols["previous_items"][i]),
+        "growth": float(cols["growth"][i]),
+        "accounts": int(cols["accounts"][i]),
+        "revenue": float(cols["revenue"][i]),
         "rating": ratings,
-        "rating_mean": round(float(np.mean(scaled)), 4) if scaled else None,
-        "sentiment": round(at("sentiment_sum") / n_sent, 4) if n_sent else None,
+        "rating_mean": value("rating_mean"),
+        "sentiment": value("sentiment"),
     }
 
 
@@ -150,7 +189,8 @@ def evidence(
     facts: Facts, theme_ids: Sequence[str], window: Window, k: int = 5
 ) -> dict[str, list[str]]:
     """The `k` most recent item ids of each theme in the window."""
-    rows = np.flatnonzero(window.mask(facts))
+    wanted = [facts.index(t) for t in theme_ids]
+    rows = np.flatnonzero(window.mask(facts) & np.isin(facts.theme, wanted))
     order = rows[np.lexsort((-facts.ts[rows], facts.theme[rows]))]  # by theme, newest first
     themes = facts.theme[order]
     out = {}

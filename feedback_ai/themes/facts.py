@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -48,10 +49,12 @@ class Facts:
         return len(self.theme)
 
     def index(self, theme_id: str) -> int:
-        try:
-            return self.theme_ids.index(theme_id)
-        except ValueError:
-            return -1
+        """Position of `theme_id` in `theme_ids`, -1 if it has no rows."""
+        return self._positions.get(theme_id, -1)
+
+    @cached_property
+    def _positions(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.theme_ids)}
 
     @classmethod
     def from_rows(cls, version: int, rows_version: int, rows: list[tuple]) -> Facts:

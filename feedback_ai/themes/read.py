@@ -36,8 +36,7 @@ def themes(
     span = analytics.parse_window(window)
     end = utc(until) if until else analytics.now()
     facts = svc.facts.get(workspace)
-    ranked = analytics.ranking(facts, facts.themes, span, end, sort)
-    page = ranked[offset : offset + limit]
+    page = analytics.ranking(facts, facts.themes, span, end, sort, slice(offset, offset + limit))
     ids = [r["theme"].id for r in page]
     evidence = analytics.evidence(facts, ids, analytics.Window(end - span, end))
     return out.ThemeList(
@@ -46,7 +45,7 @@ def themes(
         start=end - span,
         end=end,
         sort=sort,
-        total=len(ranked),
+        total=sum(t.status != "noise" for t in facts.themes),
         offset=offset,
         limit=limit,
         themes=[_summary(r, evidence.get(r["theme"].id, [])) for r in page],

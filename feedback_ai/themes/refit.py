@@ -64,7 +64,7 @@ class Current:
 
 @dataclass
 class Options:
-    sample_size: int = 50_000
+    sample_size: int = 30_000  # as Settings.theme_fit_sample and cluster.SAMPLE_SIZE
     seed: int = 42
     match_threshold: float = registry.DEFAULT_THRESHOLD
     overlap: float = registry.DEFAULT_OVERLAP
