@@ -41,6 +41,7 @@ from feedback_ai.link.matcher import Matcher, fit_matcher, normalise
 from feedback_ai.records import Records
 from feedback_ai.records.link_models import FeedbackLink, RoadmapItem, ThemeLink
 from feedback_ai.records.link_repo import LinkRecords
+from feedback_ai.records.theme_models import Taxonomy
 from feedback_ai.records.theme_repo import ThemeRecords, utc
 from feedback_ai.store._base import VectorStore
 
@@ -91,8 +92,9 @@ class MatchService:
     # --- the support agent's call
     def match(self, workspace: str, req: out.MatchIn) -> out.MatchOut:
         query = np.asarray(self.embedder.embed_query(req.text), dtype=np.float32)
-        themes = self.candidates(workspace, "theme", query, req.k)
-        roadmap = self.candidates(workspace, "roadmap", query, req.k)
+        versions = self._versions(workspace)
+        themes = self.candidates(workspace, "theme", query, req.k, versions["theme"])
+        roadmap = self.candidates(workspace, "roadmap", query, req.k, versions["roadmap"])
         best = roadmap[0] if roadmap else (themes[0] if themes else None)
         return out.MatchOut(
             decision=best.decision if best else "no_match",
@@ -103,9 +105,14 @@ class MatchService:
         )
 
     def candidates(
-        self, workspace: str, kind: str, query: np.ndarray, k: int
+        self,
+        workspace: str,
+        kind: str,
+        query: np.ndarray,
+        k: int,
+        version: tuple[Any, ...] | None = None,
     ) -> list[out.Candidate]:
-        model = self.model(workspace, kind)
+        model = self.model(workspace, kind, version)
         if model.matcher is None:
             return []
         result = model.matcher.match(query[None], k)
@@ -148,8 +155,10 @@ class MatchService:
         return hits
 
     # --- fitted matchers, cached per workspace and kind
-    def model(self, workspace: str, kind: str) -> _Model:
-        version = self._version(workspace, kind)
+    def model(self, workspace: str, kind: str, version: tuple[Any, ...] | None = None) -> _Model:
+        """The cached matcher of `kind`, refitted when its inputs changed (`version`: what
+        `_versions` says of them, when the caller has read it already)."""
+        version = version if version is not None else self._versions(workspace)[kind]
         with self._lock:
             cached = self._cache.get((workspace, kind))
         if cached is not None and cached.version == version:
@@ -160,15 +169,18 @@ class MatchService:
             self._cache[(workspace, kind)] = fresh
         return fresh
 
-    def _version(self, workspace: str, kind: str) -> tuple[Any, ...]:
+    def _versions(self, workspace: str) -> dict[str, tuple[Any, ...]]:
+        """What each kind's matcher is fitted from, as counts and latest change times: theme
+        matchers on the taxonomy and feedback links to themes; roadmap matchers on the items,
+        feedback links to them, theme links and the taxonomy. One session, four queries (each
+        match call reads them)."""
         with self.records.session() as s:
-            links = s.execute(
-                select(func.count(), func.max(FeedbackLink.at)).where(
-                    FeedbackLink.workspace_id == workspace, FeedbackLink.target_kind == kind
-                )
-            ).one()
-            if kind == "theme":
-                return (self.themes.version(workspace), *links)
+            links: dict[str, tuple[int, Any]] = {"theme": (0, None), "roadmap": (0, None)}
+            q = select(FeedbackLink.target_kind, func.count(), func.max(FeedbackLink.at))
+            for kind, n, at in s.execute(
+                q.where(FeedbackLink.workspace_id == workspace).group_by(FeedbackLink.target_kind)
+            ):
+                links[kind] = (n, at)
             items = s.execute(
                 select(func.count(), func.max(RoadmapItem.updated_at)).where(
                     RoadmapItem.workspace_id == workspace
@@ -179,7 +191,12 @@ class MatchService:
                     ThemeLink.workspace_id == workspace
                 )
             ).one()
-        return (*items, *links, *themes, self.themes.version(workspace))
+            tax = s.get(Taxonomy, workspace)
+        version = tax.version if tax else 0
+        return {
+            "theme": (version, *links["theme"]),
+            "roadmap": (*items, *links["roadmap"], *themes, version),
+        }
 
     def _fit_themes(self, workspace: str) -> _Model:
         live = {t.id: t for t in self.themes.themes(workspace, ("active", "emerging"))}

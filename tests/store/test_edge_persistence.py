@@ -58,6 +58,22 @@ def test_index_every_runs_optimize_inside_upsert(
     store.close()
 
 
+def test_a_tail_left_by_an_earlier_process_counts_towards_the_next_indexing_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = EdgeStore(tmp_path / "shard", DIM, index_every=50)
+    first.upsert(corpus(40))  # under index_every: left unindexed
+    first.close()
+    again = EdgeStore(tmp_path / "shard", DIM, index_every=50)
+    assert 40 <= again._unindexed <= 80  # counted from the shard, not from zero
+    calls: list[bool] = []
+    real = again.optimize
+    monkeypatch.setattr(again, "optimize", lambda: calls.append(real()) or True)
+    again.upsert(corpus(10, seed=1))  # the tail + 10 reaches index_every: an indexing step
+    assert len(calls) == 1  # (at this size the engine keeps a plain segment: nothing to build)
+    again.close()
+
+
 def test_closed_store_is_unavailable(tmp_path: Path) -> None:
     store = EdgeStore(tmp_path / "shard", DIM)
     store.close()
