@@ -9,10 +9,12 @@ Windows are half-open, `[start, end)`.
 - Revenue at stake: ARR summed once per account (an item without an account counts alone).
 - Alerts: a theme's items in the last `alert_window_days` against its trailing baseline of
   `alert_baseline_days` before that. Under "no change" the window's count is Poisson with mean
-  `(baseline + 1) * window / baseline_days`; an alert is raised when the one-sided p-value
-  `P(X >= count)` is below `alert_alpha / number of themes` (Bonferroni) and the count is at
-  least `alert_min_items`. Themes that emerged since the last refit and have items in the window
-  are alerts too (`new_theme`).
+  `(baseline + 1) * window / covered`, `covered` being the days of the baseline the workspace
+  has feedback for (all of them once its history is long enough; no spike alerts while it has
+  less than one window of history before the alert window); an alert is raised when the
+  one-sided p-value `P(X >= count)` is below `alert_alpha / number of themes` (Bonferroni) and
+  the count is at least `alert_min_items`. Themes that emerged since the last refit and have
+  items in the window are alerts too (`new_theme`).
 - Tree: average-linkage clustering of theme centroids (cosine); themes closer than
   `1 - threshold` at the cut share a parent group.
 """
@@ -285,20 +287,31 @@ def alerts(
     base_window = Window(split - timedelta(days=baseline_days), split)
     base = np.bincount(facts.theme[base_window.mask(facts)], minlength=n)
     live = [t for t in themes if t.status in ("active", "emerging")]
+    covered = _baseline_days_covered(facts, split, baseline_days)
     out = []
     for theme in live:
         i = facts.index(theme.id)
         count, before = (int(now[i]), int(base[i])) if i >= 0 else (0, 0)
-        expected = (before + 1) * window_days / baseline_days
+        expected = (before + 1) * window_days / max(covered, window_days)
         p = float(poisson.sf(count - 1, expected))
         if theme.is_new and count > 0:  # emerged since the last refit, active in the window
             out.append(_alert("new_theme", theme, count, before, expected, p))
-        elif count >= min_items and p < alpha / max(len(live), 1):
+        elif covered >= window_days and count >= min_items and p < alpha / max(len(live), 1):
             out.append(_alert("spike", theme, count, before, expected, p))
     ids = evidence(facts, [a["theme"].id for a in out], Window(split, at))
     for a in out:
         a["evidence"] = ids[a["theme"].id]
     return sorted(out, key=lambda a: (a["kind"] != "spike", a["p_value"]))
+
+
+def _baseline_days_covered(facts: Facts, split: datetime, baseline_days: int) -> float:
+    """Days of the baseline window the workspace has feedback for (its first item onwards): the
+    baseline rate is estimated over those, and with less than one window of history there is
+    no baseline to test against (every theme of a new workspace would otherwise 'spike')."""
+    if not len(facts):
+        return 0.0
+    history = (split.timestamp() - float(facts.ts.min())) / 86_400
+    return min(float(baseline_days), max(history, 0.0))
 
 
 def _alert(kind: str, theme: Any, count: int, base: int, expected: float, p: float) -> dict:

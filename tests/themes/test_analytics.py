@@ -101,7 +101,7 @@ def test_trend_buckets_by_week_with_distinct_accounts_and_ratings() -> None:
 
 
 def test_alerts_flag_a_spike_against_the_baseline_and_new_themes() -> None:
-    rows = [row("steady", f"s{d}", d) for d in range(1, 35)]  # one item a day
+    rows = [row("steady", f"s{d}", d) for d in range(1, 36)]  # one item a day, 35 days back
     rows += [row("spiky", f"p{i}", 0.5 + i / 10) for i in range(25)]  # 25 in the last week
     rows += [row("spiky", f"q{d}", d) for d in range(8, 35, 4)]  # a few before
     rows += [row("fresh", "f1", 2)]
@@ -115,6 +115,15 @@ def test_alerts_flag_a_spike_against_the_baseline_and_new_themes() -> None:
     assert spike["items"] == 25 and spike["baseline_items"] == 7
     assert spike["expected"] == pytest.approx((7 + 1) * 7 / 28) and spike["p_value"] < 0.01 / 3
     assert len(spike["evidence"]) == 5
+
+
+def test_no_spikes_without_a_baseline_and_a_short_history_scales_the_rate() -> None:
+    fresh = [row("a", f"a{i}", 0.5 + i / 10) for i in range(20)]  # a new workspace's first week
+    assert analytics.alerts(facts(fresh), [T("a")], END, 7, 28, 0.01, 5) == []
+    # 28 items over the 13.75 days of history before the window: expected (28 + 1) x 7 / 13.75
+    history = fresh + [row("a", f"h{i}", 7.25 + i / 2) for i in range(28)]
+    found = analytics.alerts(facts(history), [T("a")], END, 7, 28, 0.01, 5)
+    assert found == []  # 20 against 14.8 is no spike; against (28 + 1) x 7 / 28 = 7.25 it would be
 
 
 def test_windows_must_parse() -> None:
