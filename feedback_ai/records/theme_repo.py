@@ -154,7 +154,7 @@ class ThemeRecords:
         states: Sequence[ThemeState] = (),
         events: Sequence[Event] = (),
         *,
-        replace_rows: list[dict[str, Any]] | None = None,
+        replace_rows: Iterable[Sequence[dict[str, Any]]] | None = None,
         add_rows: Sequence[dict[str, Any]] = (),
         drop_items: Sequence[str] = (),
         drop_themes: Sequence[str] = (),
@@ -166,7 +166,8 @@ class ThemeRecords:
     ) -> int:
         """Apply a change and return the new taxonomy version.
 
-        `replace_rows`: every refit/live row of the workspace is replaced (manual rows stay);
+        `replace_rows`: every refit/live row of the workspace is replaced (manual rows stay) by
+        these, given in chunks (a refit builds them chunk by chunk: bounded memory);
         `add_rows`: upserted; `drop_items`: those items' non-manual rows removed first;
         `drop_themes`: every row of those themes removed first; `remove`: (item, theme) rows
         removed; `pool`: replaces the pool; `unpool`: point ids leaving it."""
@@ -250,19 +251,22 @@ class ThemeRecords:
     def _rows(
         s: Session,
         workspace: str,
-        replace: list[dict[str, Any]] | None,
+        replace: Iterable[Sequence[dict[str, Any]]] | None,
         add: Sequence[dict[str, Any]],
         drop_items: Sequence[str],
     ) -> None:
         where = (ItemTheme.workspace_id == workspace, ItemTheme.origin != "manual")
+        keys = ["workspace_id", "item_id", "theme_id"]
         if replace is not None:
             s.execute(delete(ItemTheme).where(*where))
+            for rows in replace:
+                if rows:
+                    _upsert(s, ItemTheme.__table__, list(rows), keys)
         for start in range(0, len(drop_items), 5_000):
             chunk = list(drop_items[start : start + 5_000])
             s.execute(delete(ItemTheme).where(*where, ItemTheme.item_id.in_(chunk)))
-        rows = [*(replace or []), *add]
-        if rows:
-            _upsert(s, ItemTheme.__table__, rows, ["workspace_id", "item_id", "theme_id"])
+        if add:
+            _upsert(s, ItemTheme.__table__, list(add), keys)
 
     @staticmethod
     def _pool(

@@ -28,6 +28,15 @@ class ItemThemes:
     def __len__(self) -> int:
         return len(self.theme)
 
+    def part(self, rows: slice) -> ItemThemes:
+        return ItemThemes(
+            self.item_ids[rows],
+            self.theme[rows],
+            self.mentions[rows],
+            self.similarity[rows],
+            self.sentiment[rows],
+        )
+
 
 def by_item(
     item_ids: Sequence[str], themes: np.ndarray, similarity: Any, sentiment: Any

@@ -17,7 +17,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -37,6 +37,7 @@ from feedback_ai.themes.labels import LabelNLP
 from feedback_ai.themes.rows import by_item, item_rows
 
 log = logging.getLogger(__name__)
+ROW_CHUNK = 50_000  # (item, theme) rows a refit builds and writes at a time
 
 
 class StageClock:
@@ -259,12 +260,16 @@ class ThemeService:
 
     def _rows(
         self, workspace: str, corpus: planner.Corpus, p: planner.Plan, skip: set[str]
-    ) -> list[dict[str, Any]]:
-        """Items a person placed (`skip`) keep their place: the refit adds no row for them."""
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The refit's rows, `ROW_CHUNK` (item, theme) pairs at a time, built as the commit
+        writes them (a list of a million row dicts and their items' fields took gigabytes).
+        Items a person placed (`skip`) keep their place: the refit adds no row for them."""
         themes = p.theme_rows.copy()
         themes[[i for i, item in enumerate(corpus.item_ids) if item in skip]] = -1
         grouped = by_item(corpus.item_ids, themes, p.similarity, corpus.sentiment)
-        return item_rows(workspace, grouped, p.theme_ids, self.db.item_fields, "refit")
+        for start in range(0, len(grouped), ROW_CHUNK):
+            part = grouped.part(slice(start, start + ROW_CHUNK))
+            yield item_rows(workspace, part, p.theme_ids, self.db.item_fields, "refit")
 
     def _pool(
         self, workspace: str, corpus: planner.Corpus, p: planner.Plan
