@@ -64,10 +64,17 @@ def configurations(models_dir: Path, batch_size: int) -> dict[str, Callable[[lis
         int8.onnx_path, model.path, name=MODEL, variant="onnx-int8", dim=model.dim, threads=1
     )
     configs["onnx-int8, 1 thread"] = one_thread.embed
-    spinning = OnnxEmbedder(
-        int8.onnx_path, model.path, name=MODEL, variant="onnx-int8", dim=model.dim, spin=True
-    )
-    configs["onnx-int8, threads spin-wait"] = spinning.embed
+    for spin in (False, True):
+        intra_op = OnnxEmbedder(
+            int8.onnx_path,
+            model.path,
+            name=MODEL,
+            variant="onnx-int8",
+            dim=model.dim,
+            parallel="intra-op",
+            spin=spin,
+        )
+        configs["onnx-int8, intra-op threads" + (" spin-wait" if spin else "")] = intra_op.embed
     for size in (16, 128):
         other = OnnxEmbedder(
             int8.onnx_path,

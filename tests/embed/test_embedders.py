@@ -221,3 +221,36 @@ def test_make_embedder_auto_follows_the_committed_registry(
     embedder = make_embedder(Settings(models_dir=MODELS_DIR, embed_backend=EmbedBackend.auto))
     assert embedder.variant == expected  # type: ignore[attr-defined]
     assert embedder.embed(["hello"]).shape == (1, 384)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["onnx", "onnx-int8"])
+def test_lanes_agree_with_intra_op_threads(
+    embedders: dict[str, Embedder], banking: list[tuple[str, str]], variant: str
+) -> None:
+    from feedback_ai.embed.onnx import OnnxEmbedder
+
+    base = embedders[variant]
+    assert isinstance(base, OnnxEmbedder)
+
+    def make(parallel: str, threads: int) -> OnnxEmbedder:
+        return OnnxEmbedder(
+            base.onnx_path,
+            base.tokenizer_dir,
+            name=base.name,
+            variant=variant,
+            dim=base.dim,
+            batch_size=32,
+            threads=threads,
+            parallel=parallel,
+        )
+
+    lanes, intra_op = make("lanes", 3), make("intra-op", 2)
+    assert lanes.lanes == 3 and intra_op.lanes == 1
+    texts = [text for text, _ in banking[::61]]  # 51 texts: shares of 17, batches of 32 and 19
+    cosine = (lanes.embed(texts) * intra_op.embed(texts)).sum(axis=1)
+    assert cosine.min() >= SELF_COSINE[variant]  # int8: activation scales differ per run
+    for few in (["just one"], ["one", "two"]):  # fewer texts than lanes
+        assert lanes.embed(few).shape == (len(few), base.dim)
+    with pytest.raises(ValueError, match="parallel"):
+        make("processes", 2)
