@@ -95,15 +95,23 @@ def _items(n: int) -> list[dict[str, str]]:  # two mentions each
     [
         (0, []),
         (1, [1]),
-        (2 * PIPELINE_EDGE, [2 * PIPELINE_EDGE]),
-        (2 * PIPELINE_EDGE + 1, [PIPELINE_EDGE, 1, PIPELINE_EDGE]),
-        (256, [PIPELINE_EDGE, PIPELINE_PART, PIPELINE_PART, PIPELINE_PART, 32, PIPELINE_EDGE]),
+        (32, [32]),
+        (33, [16, 1, 16]),
+        (256, [16, 64, 64, 64, 32, 16]),
     ],
 )
 def test_parts_are_small_at_both_ends(n: int, sizes: list[int]) -> None:
-    parts = pipeline_parts(n)
+    parts = pipeline_parts(n, part=64, edge=16)
     assert [p.stop - p.start for p in parts] == sizes
     assert [i for p in parts for i in range(n)[p]] == list(range(n))
+
+
+@pytest.mark.parametrize("n", [1, 2 * PIPELINE_EDGE + 1, 256, 1000])
+def test_default_parts_cover_the_batch_in_order(n: int) -> None:
+    sizes = [p.stop - p.start for p in pipeline_parts(n)]
+    assert sum(sizes) == n and max(sizes) <= max(PIPELINE_PART, 2 * PIPELINE_EDGE)
+    if n > 2 * PIPELINE_EDGE:
+        assert sizes[0] == sizes[-1] == PIPELINE_EDGE
 
 
 def test_a_batch_of_several_parts_is_stored_whole(service: FeedbackService) -> None:
