@@ -8,7 +8,8 @@ Per app (SwiftKey, Viber, NOAA Radar):
 1. ingest every review (date, stars, version in metadata) through the product's ingest path and
    refit its themes once (a retrospective analysis: themes as the app's whole history shows them);
 2. every 7 days along the timeline, ask the product's alert function (`GET /v1/themes/alerts`
-   with the defaults: 7-day window, 28-day baseline, Poisson test, Bonferroni over themes);
+   with the defaults: 7-day window, 28-day baseline, a theme's share of all items tested with
+   Fisher's exact test, Bonferroni over themes);
 3. each spike alert belongs to the version most reviewed in its window; it is a hit when the
    theme's top-10 keywords share words with a changelog topic of that version or the next one
    (release notes of the next version tend to fix what the reviews of this one raise): at
@@ -161,6 +162,8 @@ def _row(at: datetime, version: str, alert: Any, theme: Any, good: bool) -> dict
         "keywords": theme.keywords[:10],
         "items": alert.items,
         "expected": alert.expected,
+        "share": alert.share,
+        "baseline_share": alert.baseline_share,
         "hit": good,
     }
 
@@ -185,13 +188,14 @@ def markdown(results: list[dict[str, Any]]) -> str:
             "",
             f"## {r['app']}",
             "",
-            "| week ending | version | theme | keywords | items | expected | hit |",
-            "|---|---|---|---|---|---|---|",
+            "| week ending | version | theme | keywords | items | expected | share | before | hit |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for a in r["alerts"]:
             lines.append(
                 f"| {a['at']} | {a['version']} | {a['theme']} | {', '.join(a['keywords'][:5])} "
-                f"| {a['items']} | {a['expected']} | {'yes' if a['hit'] else 'no'} |"
+                f"| {a['items']} | {a['expected']} | {a['share']:.3f} | {a['baseline_share']:.3f} "
+                f"| {'yes' if a['hit'] else 'no'} |"
             )
     return "\n".join(lines) + "\n"
 

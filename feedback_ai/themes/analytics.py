@@ -7,14 +7,17 @@ Windows are half-open, `[start, end)`.
 - Growth: `(items + 1) / (previous_items + 1) - 1`, the previous window being the one just before
   (add-one smoothing keeps it defined for themes new in the window).
 - Revenue at stake: ARR summed once per account (an item without an account counts alone).
-- Alerts: a theme's items in the last `alert_window_days` against its trailing baseline of
-  `alert_baseline_days` before that. Under "no change" the window's count is Poisson with mean
-  `(baseline + 1) * window / covered`, `covered` being the days of the baseline the workspace
-  has feedback for (all of them once its history is long enough; no spike alerts while it has
-  less than one window of history before the alert window); an alert is raised when the
-  one-sided p-value `P(X >= count)` is below `alert_alpha / number of themes` (Bonferroni) and
-  the count is at least `alert_min_items`. Themes that emerged since the last refit and have
-  items in the window are alerts too (`new_theme`).
+- Alerts: a theme's share of the items in the last `alert_window_days` against its share of the
+  trailing baseline of `alert_baseline_days` before that. A theme spikes when it grew faster than
+  the workspace's feedback as a whole: a surge of all volume (a release, a campaign, an outage of
+  the whole app) lifts every theme's count and is not a spike of any one. The test is Fisher's
+  exact test, one-sided, on (theme, other items) x (window, baseline) item counts: under "no
+  change" the theme's window count is hypergeometric, with mean `(items + baseline_items) x
+  window_total / (window_total + baseline_total)`. An alert is raised when `P(X >= items)` is
+  below `alert_alpha / number of themes` (Bonferroni) and the count is at least
+  `alert_min_items`; there are no spike alerts while the workspace has less than one window of
+  history before the alert window (no baseline to compare with). Themes that emerged since the
+  last refit and have items in the window are alerts too (`new_theme`).
 - Tree: average-linkage clustering of theme centroids (cosine); themes closer than
   `1 - threshold` at the cut share a parent group.
 """
@@ -278,50 +281,71 @@ def alerts(
     alpha: float,
     min_items: int,
 ) -> list[dict[str, Any]]:
-    from scipy.stats import poisson
+    from scipy.stats import hypergeom
 
     at = utc(at)
     split = at - timedelta(days=window_days)
     n = len(facts.theme_ids)
-    now = np.bincount(facts.theme[Window(split, at).mask(facts)], minlength=n)
-    base_window = Window(split - timedelta(days=baseline_days), split)
-    base = np.bincount(facts.theme[base_window.mask(facts)], minlength=n)
+    in_now = Window(split, at).mask(facts)
+    in_base = Window(split - timedelta(days=baseline_days), split).mask(facts)
+    now = np.bincount(facts.theme[in_now], minlength=n)
+    base = np.bincount(facts.theme[in_base], minlength=n)
+    total_now, total_base = _distinct(facts.item[in_now]), _distinct(facts.item[in_base])
     live = [t for t in themes if t.status in ("active", "emerging")]
-    covered = _baseline_days_covered(facts, split, baseline_days)
+    history = _history_days(facts, split)
     out = []
     for theme in live:
         i = facts.index(theme.id)
         count, before = (int(now[i]), int(base[i])) if i >= 0 else (0, 0)
-        expected = (before + 1) * window_days / max(covered, window_days)
-        p = float(poisson.sf(count - 1, expected))
+        population, theme_total = total_now + total_base, count + before
+        expected = theme_total * total_now / population if population else 0.0
+        p = float(hypergeom.sf(count - 1, population, theme_total, total_now)) if count else 1.0
+        shares = (count / max(total_now, 1), before / max(total_base, 1))
         if theme.is_new and count > 0:  # emerged since the last refit, active in the window
-            out.append(_alert("new_theme", theme, count, before, expected, p))
-        elif covered >= window_days and count >= min_items and p < alpha / max(len(live), 1):
-            out.append(_alert("spike", theme, count, before, expected, p))
+            out.append(_alert("new_theme", theme, count, before, expected, p, shares))
+        elif (
+            history >= window_days
+            and total_base > 0
+            and count >= min_items
+            and p < alpha / max(len(live), 1)
+        ):
+            out.append(_alert("spike", theme, count, before, expected, p, shares))
     ids = evidence(facts, [a["theme"].id for a in out], Window(split, at))
     for a in out:
         a["evidence"] = ids[a["theme"].id]
     return sorted(out, key=lambda a: (a["kind"] != "spike", a["p_value"]))
 
 
-def _baseline_days_covered(facts: Facts, split: datetime, baseline_days: int) -> float:
-    """Days of the baseline window the workspace has feedback for (its first item onwards): the
-    baseline rate is estimated over those, and with less than one window of history there is
-    no baseline to test against (every theme of a new workspace would otherwise 'spike')."""
+def _distinct(items: np.ndarray) -> int:
+    """Distinct items among (item, theme) rows: an item in two themes counts once in a total."""
+    return int(np.unique(items).size)
+
+
+def _history_days(facts: Facts, split: datetime) -> float:
+    """Days of feedback the workspace has before `split` (from its first item)."""
     if not len(facts):
         return 0.0
-    history = (split.timestamp() - float(facts.ts.min())) / 86_400
-    return min(float(baseline_days), max(history, 0.0))
+    return max((split.timestamp() - float(facts.ts.min())) / 86_400, 0.0)
 
 
-def _alert(kind: str, theme: Any, count: int, base: int, expected: float, p: float) -> dict:
+def _alert(
+    kind: str,
+    theme: Any,
+    count: int,
+    base: int,
+    expected: float,
+    p: float,
+    shares: tuple[float, float],
+) -> dict:
     return {
         "kind": kind,
         "theme": theme,
         "items": count,
         "baseline_items": base,
         "expected": round(expected, 3),
-        "ratio": round(count / expected, 3),
+        "ratio": round(count / expected, 3) if expected else None,
+        "share": round(shares[0], 4),
+        "baseline_share": round(shares[1], 4),
         "p_value": p,
     }
 

@@ -188,6 +188,8 @@ def alerts(svc: ThemeService, workspace: str, at: datetime | None) -> out.AlertL
                 baseline_items=a["baseline_items"],
                 expected=a["expected"],
                 ratio=a["ratio"],
+                share=a["share"],
+                baseline_share=a["baseline_share"],
                 p_value=a["p_value"],
                 evidence=a["evidence"],
             )

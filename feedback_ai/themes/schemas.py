@@ -127,9 +127,15 @@ class Alert(BaseModel):
     label: str
     items: int = Field(description="Items in the alert window.")
     baseline_items: int = Field(description="Items in the trailing baseline before it.")
-    expected: float = Field(description="Items expected in the window from the baseline.")
-    ratio: float
-    p_value: float = Field(description="Poisson P(X >= items | expected), one-sided.")
+    expected: float = Field(
+        description="Items expected in the window were the theme's share of all items unchanged."
+    )
+    ratio: float | None = Field(description="items / expected (null when nothing was expected).")
+    share: float = Field(description="The theme's share of the window's items.")
+    baseline_share: float = Field(description="Its share of the baseline's items.")
+    p_value: float = Field(
+        description="Fisher's exact test, one-sided: P(X >= items) were the share unchanged."
+    )
     evidence: list[str]
 
 

@@ -113,17 +113,44 @@ def test_alerts_flag_a_spike_against_the_baseline_and_new_themes() -> None:
     ]
     spike = found[0]
     assert spike["items"] == 25 and spike["baseline_items"] == 7
-    assert spike["expected"] == pytest.approx((7 + 1) * 7 / 28) and spike["p_value"] < 0.01 / 3
+    # window: 7 steady + 25 spiky + 1 fresh = 33 items; baseline: 28 steady + 7 spiky = 35
+    assert spike["expected"] == pytest.approx((25 + 7) * 33 / 68, abs=1e-3)
+    assert spike["share"] == pytest.approx(25 / 33, abs=1e-4)
+    assert spike["baseline_share"] == pytest.approx(7 / 35, abs=1e-4)
+    from scipy.stats import fisher_exact
+
+    _, p = fisher_exact([[25, 33 - 25], [7, 35 - 7]], alternative="greater")
+    assert spike["p_value"] == pytest.approx(p) and p < 0.01 / 3
     assert len(spike["evidence"]) == 5
 
 
-def test_no_spikes_without_a_baseline_and_a_short_history_scales_the_rate() -> None:
-    fresh = [row("a", f"a{i}", 0.5 + i / 10) for i in range(20)]  # a new workspace's first week
-    assert analytics.alerts(facts(fresh), [T("a")], END, 7, 28, 0.01, 5) == []
-    # 28 items over the 13.75 days of history before the window: expected (28 + 1) x 7 / 13.75
-    history = fresh + [row("a", f"h{i}", 7.25 + i / 2) for i in range(28)]
-    found = analytics.alerts(facts(history), [T("a")], END, 7, 28, 0.01, 5)
-    assert found == []  # 20 against 14.8 is no spike; against (28 + 1) x 7 / 28 = 7.25 it would be
+def test_a_surge_of_all_feedback_is_no_spike_but_a_theme_outgrowing_it_is() -> None:
+    # Three themes at 2 items a day for four weeks; in the last week every theme triples.
+    rows = [
+        row(t, f"{t}{d}-{k}", d + k / 10)
+        for t in "abc"
+        for d in range(7, 35)
+        for k in range(2)
+    ]
+    surge = [row(t, f"{t}new{i}", 0.5 + i / 7) for t in "abc" for i in range(42)]
+    themes = [T("a"), T("b"), T("c")]
+    assert analytics.alerts(facts(rows + surge), themes, END, 7, 28, 0.01, 5) == []
+    # The same surge where "a" alone grows twice as fast again: only "a" spikes.
+    more = [row("a", f"amore{i}", 0.5 + i / 10) for i in range(42)]
+    found = analytics.alerts(facts(rows + surge + more), themes, END, 7, 28, 0.01, 5)
+    assert [(a["kind"], a["theme"].id) for a in found] == [("spike", "a")]
+
+
+def test_no_spikes_without_a_week_of_history_before_the_window() -> None:
+    first_week = [row("a", f"a{i}", 0.5 + i / 10) for i in range(20)]  # a new workspace
+    first_week += [row("b", f"b{i}", 0.5 + i / 2) for i in range(4)]
+    # 10 items of "b" over 5 days before the window: "a" went from 0% to 83% of the items
+    almost = first_week + [row("b", f"old{i}", 7.5 + i / 2) for i in range(10)]
+    for rows in (first_week, almost):
+        assert analytics.alerts(facts(rows), [T("a"), T("b")], END, 7, 28, 0.01, 5) == []
+    enough = first_week + [row("b", f"old{i}", 7.5 + i) for i in range(10)]  # over 9.5 days
+    found = analytics.alerts(facts(enough), [T("a"), T("b")], END, 7, 28, 0.01, 5)
+    assert [a["theme"].id for a in found] == ["a"]
 
 
 def test_windows_must_parse() -> None:
