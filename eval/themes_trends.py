@@ -188,7 +188,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
             "",
             f"## {r['app']}",
             "",
-            "| week ending | version | theme | keywords | items | expected | share | before | hit |",
+            "| week ending | version | theme | keywords | items | expected | share | before "
+            "| hit |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for a in r["alerts"]:
