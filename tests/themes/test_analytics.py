@@ -127,10 +127,7 @@ def test_alerts_flag_a_spike_against_the_baseline_and_new_themes() -> None:
 def test_a_surge_of_all_feedback_is_no_spike_but_a_theme_outgrowing_it_is() -> None:
     # Three themes at 2 items a day for four weeks; in the last week every theme triples.
     rows = [
-        row(t, f"{t}{d}-{k}", d + k / 10)
-        for t in "abc"
-        for d in range(7, 35)
-        for k in range(2)
+        row(t, f"{t}{d}-{k}", d + k / 10) for t in "abc" for d in range(7, 35) for k in range(2)
     ]
     surge = [row(t, f"{t}new{i}", 0.5 + i / 7) for t in "abc" for i in range(42)]
     themes = [T("a"), T("b"), T("c")]
