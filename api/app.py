@@ -93,6 +93,7 @@ def create_app(
         finally:
             if own_disp is not None:
                 own_disp.shutdown()
+            app.state.match.close()  # its background fits read the store: before svc.close()
             set_service(None)
             if own:
                 svc.close()

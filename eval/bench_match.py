@@ -17,6 +17,9 @@ Target (issue 4): p50 ≤ 30 ms at 100k feedback items and 500 roadmap items, wa
 3. Cold call: the first `POST /v1/match` fits and caches the workspace's two matchers (themes:
    live centroids; roadmap: self-training on up to `match_pool` stored mentions): timed apart.
 4. Warm: 5 warm-up calls, then `--requests` timed calls, `{"text": ..., "k": 3}`: p50 / p95.
+5. After an edit: one roadmap item is added, which makes the roadmap matcher refit (in the
+   background); the next call is timed (it waits up to `match_fit_wait_s`, then answers from the
+   last matcher, `stale: true`), then calls every 0.5 s until one is no longer stale.
    Queries: real app reviews (Maalej et al., ../shared/data/maalej-app-reviews) that are not in
    `real_texts()`, so none is a stored text (CLINC150 test texts are all stored from N ≈ 37k on).
    Server peak RSS from /proc (VmHWM).
@@ -206,6 +209,7 @@ def measure(client: httpx.Client, qs: list[str]) -> dict[str, Any]:
         decisions[body["decision"]] += 1
         with_roadmap += bool(body["roadmap"])
     return {
+        "after_edit": after_edit(client, qs[0]),
         "cold_first_call_s": round(cold_ms / 1000, 2),
         "cold_candidates": {k: len(first[k]) for k in ("themes", "roadmap", "feedback")},
         "requests": len(ms),
@@ -213,6 +217,27 @@ def measure(client: httpx.Client, qs: list[str]) -> dict[str, Any]:
         "max_ms": round(max(ms), 2),
         "decisions": dict(decisions),
         "share_with_roadmap_candidates": round(with_roadmap / len(ms), 4),
+    }
+
+
+def after_edit(client: httpx.Client, text: str) -> dict[str, Any]:
+    """Add a roadmap item; time the next match and how long until one is not stale."""
+    item = {"key": "RM-EDIT", "title": "Edited: " + text[:60], "status": "idea"}
+    _ok(client.post("/v1/roadmap", json={"items": [item]}))
+    start = time.perf_counter()
+    first_ms, body = _match(client, text)
+    stale_calls = 0
+    while body.get("stale"):
+        stale_calls += 1
+        time.sleep(0.5)
+        _, body = _match(client, text)
+    fresh_s = time.perf_counter() - start
+    _ok(client.delete("/v1/roadmap/RM-EDIT"))
+    return {
+        "first_call_ms": round(first_ms, 1),
+        "first_call_stale": stale_calls > 0,
+        "fresh_after_s": round(fresh_s, 2),
+        "stale_calls": stale_calls,
     }
 
 

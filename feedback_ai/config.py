@@ -106,6 +106,7 @@ class Settings(BaseSettings):
     match_review: float = Field(0.4, ge=0, le=1)  # ... for `needs_review` (below: `no_match`)
     link_suggest_min: float = Field(0.4, ge=0, le=1)  # theme <-> roadmap suggestions shown
     match_pool: int = Field(20_000, ge=0)  # stored mentions the matcher self-trains on
+    match_fit_wait_s: float = Field(2.0, ge=0)  # then a match answers from the last matcher
     webhook_timeout_s: float = Field(10.0, gt=0)
     webhook_max_retries: int = Field(8, ge=0)
 

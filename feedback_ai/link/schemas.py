@@ -158,6 +158,11 @@ class SimilarFeedback(BaseModel):
 class MatchOut(BaseModel):
     decision: Decision = Field(description="The best roadmap item's, else the best theme's.")
     thresholds: dict[str, float]
+    stale: bool = Field(
+        False,
+        description="True when themes or roadmap items changed and their matcher is still being "
+        "refitted: candidates come from the last fitted one (ask again in a few seconds).",
+    )
     themes: list[Candidate]
     roadmap: list[Candidate]
     feedback: list[SimilarFeedback]

@@ -2,7 +2,12 @@
 confidence and a decision; and which past feedback said the same.
 
 Per workspace and kind ("theme", "roadmap") a `Matcher` (`feedback_ai.link.matcher`) is fitted
-on demand and cached until its inputs change (taxonomy version, roadmap items, links):
+on demand and cached until its inputs change (taxonomy version, roadmap items, links). Fits run
+on a background thread, one at a time per workspace and kind (requests arriving meanwhile share
+it). A request waits for the fit up to `match_fit_wait_s`, then answers from the last fitted
+matcher, marked `stale` (a workspace's very first fit is always awaited: there is no last one):
+small workspaces refit in milliseconds and always see their latest edits; a self-trained roadmap
+matcher over 100k stored mentions takes seconds, and support agents are not kept waiting for it.
 - themes: classes are the live themes, described by their centroids; feedback a person linked
   to a theme is an exemplar (rejected links push away);
 - roadmap items: classes are the items, described by their title + description vectors;
@@ -17,7 +22,10 @@ search; its confidence is P(same need | cosine), calibrated the same way on publ
 from __future__ import annotations
 
 import json
+import logging
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -44,6 +52,8 @@ from feedback_ai.records.link_repo import LinkRecords
 from feedback_ai.records.theme_models import Taxonomy
 from feedback_ai.records.theme_repo import ThemeRecords, utc
 from feedback_ai.store._base import VectorStore
+
+log = logging.getLogger(__name__)
 
 SIMILAR_PATH = Path(__file__).resolve().parents[2] / "models" / "similar_calibration.json"
 
@@ -81,7 +91,9 @@ class MatchService:
         self._calibrator = calibrator
         self.thresholds = Thresholds(settings.match_matched, settings.match_review)
         self._cache: dict[tuple[str, str], _Model] = {}
+        self._fits: dict[tuple[str, str], Future[_Model]] = {}
         self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="match-fit")
 
     @property
     def calibrator(self) -> Calibrator:
@@ -93,12 +105,15 @@ class MatchService:
     def match(self, workspace: str, req: out.MatchIn) -> out.MatchOut:
         query = np.asarray(self.embedder.embed_query(req.text), dtype=np.float32)
         versions = self._versions(workspace)
-        themes = self.candidates(workspace, "theme", query, req.k, versions["theme"])
-        roadmap = self.candidates(workspace, "roadmap", query, req.k, versions["roadmap"])
+        theme_model, theme_stale = self.model(workspace, "theme", versions["theme"])
+        roadmap_model, roadmap_stale = self.model(workspace, "roadmap", versions["roadmap"])
+        themes = self._candidates(theme_model, query, req.k)
+        roadmap = self._candidates(roadmap_model, query, req.k)
         best = roadmap[0] if roadmap else (themes[0] if themes else None)
         return out.MatchOut(
             decision=best.decision if best else "no_match",
             thresholds={"matched": self.thresholds.matched, "review": self.thresholds.review},
+            stale=theme_stale or roadmap_stale,
             themes=themes,
             roadmap=roadmap,
             feedback=self.similar(workspace, query, req.k),
@@ -112,7 +127,9 @@ class MatchService:
         k: int,
         version: tuple[Any, ...] | None = None,
     ) -> list[out.Candidate]:
-        model = self.model(workspace, kind, version)
+        return self._candidates(self.model(workspace, kind, version)[0], query, k)
+
+    def _candidates(self, model: _Model, query: np.ndarray, k: int) -> list[out.Candidate]:
         if model.matcher is None:
             return []
         result = model.matcher.match(query[None], k)
@@ -155,19 +172,52 @@ class MatchService:
         return hits
 
     # --- fitted matchers, cached per workspace and kind
-    def model(self, workspace: str, kind: str, version: tuple[Any, ...] | None = None) -> _Model:
-        """The cached matcher of `kind`, refitted when its inputs changed (`version`: what
-        `_versions` says of them, when the caller has read it already)."""
+    def model(
+        self, workspace: str, kind: str, version: tuple[Any, ...] | None = None
+    ) -> tuple[_Model, bool]:
+        """The matcher of `kind` and whether it is stale (fitted on inputs older than `version`,
+        what `_versions` says of them now, read here unless the caller has read it already).
+
+        A changed `version` starts a background fit, unless one is running for this workspace
+        and kind already (it is shared); the call waits for it up to `match_fit_wait_s` and
+        otherwise returns the last fitted matcher."""
         version = version if version is not None else self._versions(workspace)[kind]
+        key = (workspace, kind)
         with self._lock:
-            cached = self._cache.get((workspace, kind))
-        if cached is not None and cached.version == version:
-            return cached
+            cached = self._cache.get(key)
+            if cached is not None and cached.version == version:
+                return cached, False
+            fit = self._fits.get(key)
+            if fit is None or fit.done():
+                fit = self._executor.submit(self._fit, workspace, kind)
+                fit.add_done_callback(_log_failure)
+                self._fits[key] = fit
+        try:
+            fresh = fit.result(timeout=None if cached is None else self.settings.match_fit_wait_s)
+        except FutureTimeout:
+            assert cached is not None
+            return cached, True
+        return fresh, fresh.version != version
+
+    def _fit(self, workspace: str, kind: str) -> _Model:
+        """Fit on what the records hold now; the version read first, so data changing during the
+        fit only makes the result look older than it is (and refit once more)."""
+        version = self._versions(workspace)[kind]
         fresh = self._fit_themes(workspace) if kind == "theme" else self._fit_roadmap(workspace)
         fresh.version = version
         with self._lock:
             self._cache[(workspace, kind)] = fresh
         return fresh
+
+    def wait_for_fits(self) -> None:
+        """Block until the background fits started so far are done (tests, benchmarks)."""
+        with self._lock:
+            fits = list(self._fits.values())
+        for fit in fits:
+            fit.exception()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
 
     def _versions(self, workspace: str) -> dict[str, tuple[Any, ...]]:
         """What each kind's matcher is fitted from, as counts and latest change times: theme
@@ -267,6 +317,11 @@ class MatchService:
             if len(rows) >= cap:
                 break
         return normalise(np.stack(rows[:cap])) if rows and cap else None
+
+
+def _log_failure(fit: Future[_Model]) -> None:
+    if not fit.cancelled() and fit.exception() is not None:
+        log.error("fitting a matcher failed", exc_info=fit.exception())
 
 
 def _no_pool() -> Any:

@@ -93,6 +93,15 @@ ROADMAP = [
 ]
 
 
+def _home_theme(env: Any, texts: list[str]) -> str:
+    """The theme holding most of `texts`."""
+    wanted, held = {t.strip() for t in texts}, {}
+    for theme in env.get("/v1/themes", params={"window": "365d", "limit": 50}).json()["themes"]:
+        page = env.get(f"/v1/themes/{theme['id']}/feedback", params={"limit": 200}).json()
+        held[theme["id"]] = sum(f["text"] in wanted for f in page["items"])
+    return max(held, key=held.__getitem__)
+
+
 def test_roadmap_links_demand_requesters_and_a_signed_event(env: Any, banking: dict) -> None:
     r = env.post("/v1/roadmap", json={"items": ROADMAP})
     assert r.status_code == 200 and r.json()["created"] == ["PAY-1", "PAY-2", "PAY-3"]
@@ -103,8 +112,8 @@ def test_roadmap_links_demand_requesters_and_a_signed_event(env: Any, banking: d
     suggested = [t for t in item["themes"] if t["state"] == "suggested"]
     assert suggested and 0 <= suggested[0]["confidence"] <= 1
     top = suggested[0]["theme_id"]
-    texts = [f["text"] for f in env.get(f"/v1/themes/{top}/feedback").json()["items"]]
-    assert sum(t in [x.strip() for x in banking["card_arrival"]] for t in texts) >= len(texts) // 2
+    # the theme holding most card_arrival queries (k-means may have merged it with lost cards)
+    assert top == _home_theme(env, banking["card_arrival"])
 
     r = env.post(f"/v1/roadmap/PAY-1/themes/{top}", json={"action": "confirm"})
     assert r.status_code == 200

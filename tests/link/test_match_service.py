@@ -1,0 +1,115 @@
+"""`MatchService`'s fitted-matcher cache: fits run in the background, one per workspace and kind;
+a request waits up to `match_fit_wait_s` for a refit and otherwise answers from the last matcher,
+marked stale. Fakes (hashed-word vectors, in-memory Qdrant) and a fit slowed on purpose."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from feedback_ai.config import Settings, StoreBackend
+from feedback_ai.factory import build_service
+from feedback_ai.link import schemas as out
+from feedback_ai.link.roadmap import RoadmapService
+from feedback_ai.link.service import MatchService
+from tests.fakes import HashEmbedder, PassthroughNLP
+
+WS = "default"
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[tuple[MatchService, RoadmapService]]:
+    settings = Settings(
+        data_dir=tmp_path,
+        store_backend=StoreBackend.qdrant,
+        qdrant_url=":memory:",
+        match_fit_wait_s=0.2,
+        match_pool=0,
+    )
+    svc = build_service(settings, embedder=HashEmbedder(), nlp=PassthroughNLP())
+    svc.records.create_key(WS)
+    match = MatchService(settings, svc.records, svc.store, svc.embedder)
+    roadmap = RoadmapService(settings, svc.records, svc.store, svc.embedder, match)
+    yield match, roadmap
+    match.close()
+    svc.close()
+
+
+def _item(key: str, title: str) -> out.RoadmapIn:
+    return out.RoadmapIn(key=key, title=title)
+
+
+class Gate:
+    """Holds `MatchService._fit_roadmap` until released; counts the fits that ran at once."""
+
+    def __init__(self, match: MatchService) -> None:
+        self.release, self.running, self.most, self.calls = threading.Event(), 0, 0, 0
+        self._lock, fit = threading.Lock(), match._fit_roadmap
+
+        def held(workspace: str) -> Any:
+            with self._lock:
+                self.running, self.calls = self.running + 1, self.calls + 1
+                self.most = max(self.most, self.running)
+            try:
+                self.release.wait(10)
+                return fit(workspace)
+            finally:
+                with self._lock:
+                    self.running -= 1
+
+        match._fit_roadmap = held  # type: ignore[method-assign]
+
+
+def _roadmap_keys(match: MatchService, text: str) -> tuple[list[str], bool]:
+    result = match.match(WS, out.MatchIn(text=text, k=5))
+    return [c.id for c in result.roadmap], result.stale
+
+
+def test_a_refit_slower_than_the_wait_serves_the_last_matcher_marked_stale(
+    services: tuple[MatchService, RoadmapService],
+) -> None:
+    match, roadmap = services
+    roadmap.upsert(WS, [_item("PAY-1", "faster card delivery")])
+    assert _roadmap_keys(match, "card delivery") == (["PAY-1"], False)  # first fit: awaited
+
+    gate = Gate(match)
+    roadmap.upsert(WS, [_item("PAY-2", "live exchange rates")])
+    keys, stale = _roadmap_keys(match, "exchange rates")
+    assert (keys, stale) == (["PAY-1"], True)  # the refit is held: the last matcher answers
+    keys, stale = _roadmap_keys(match, "exchange rates")  # a second request shares that refit
+    assert stale and gate.calls == 1
+
+    gate.release.set()
+    match.wait_for_fits()
+    keys, stale = _roadmap_keys(match, "exchange rates")
+    assert not stale and keys[0] == "PAY-2" and set(keys) == {"PAY-1", "PAY-2"}
+    assert gate.most == 1
+
+
+def test_a_refit_within_the_wait_is_served_fresh(
+    services: tuple[MatchService, RoadmapService],
+) -> None:
+    match, roadmap = services
+    roadmap.upsert(WS, [_item("PAY-1", "faster card delivery")])
+    _roadmap_keys(match, "card delivery")
+    roadmap.upsert(WS, [_item("PAY-2", "live exchange rates")])
+    keys, stale = _roadmap_keys(match, "exchange rates")  # a small refit: milliseconds
+    assert not stale and keys[0] == "PAY-2"
+
+
+def test_a_failed_fit_fails_the_request_that_waits_for_it(
+    services: tuple[MatchService, RoadmapService],
+) -> None:
+    match, roadmap = services
+    roadmap.upsert(WS, [_item("PAY-1", "faster card delivery")])
+
+    def broken(workspace: str) -> Any:
+        raise RuntimeError("store gone")
+
+    match._fit_roadmap = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="store gone"):
+        match.match(WS, out.MatchIn(text="card delivery"))
