@@ -11,7 +11,7 @@ linked to it directly; accounts counted once, ARR summed once per account.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -190,8 +190,9 @@ class RoadmapService:
         if sort not in ("demand", "key", "updated"):
             raise InvalidInput("sort must be demand, key or updated", {"field": "sort"})
         items = [i for i in self.db.items(workspace) if status is None or i.status == status]
+        backing = self.backings(workspace, [i.key for i in items]) if sort == "demand" else {}
         rendered = [
-            render(i, self.demand(workspace, i.key) if sort == "demand" else None, [])
+            render(i, _demand(backing[i.key].values()) if sort == "demand" else None, [])
             for i in items
         ]
         if sort == "demand":
@@ -208,42 +209,44 @@ class RoadmapService:
 
     def backing(self, workspace: str, key: str) -> dict[str, dict[str, Any]]:
         """item id -> its fields and how it is linked, for every item behind the roadmap item."""
-        themes = [
-            link.theme_id
-            for link in self.db.theme_links(workspace, key=key)
-            if link.state == "confirmed"
-        ]
-        found: dict[str, dict[str, Any]] = {}
-        for theme_id in themes:
-            for row in self.themes.theme_rows(workspace, theme_id):
-                found.setdefault(row["item_id"], {**row, "via": theme_id})
-        direct = [link.item_id for link in self.db.feedback_links(workspace, "roadmap", key)]
-        fields = self.themes.item_fields(workspace, direct)
-        for item_id in direct:
-            if item_id in fields:
-                found[item_id] = {**fields[item_id], "item_id": item_id, "via": "feedback"}
-        rejected = {
-            link.item_id for link in self.db.feedback_links(workspace, "roadmap", key, "rejected")
-        }
-        return {k: v for k, v in found.items() if k not in rejected}
+        return self.backings(workspace, [key])[key]
+
+    def backings(self, workspace: str, keys: Sequence[str]) -> dict[str, dict[str, dict[str, Any]]]:
+        """`backing` of each of `keys`, with the links read once and each confirmed theme's rows
+        read once however many items it backs (a roadmap page sorted by demand: a handful of
+        queries, not several per item)."""
+        one = keys[0] if len(keys) == 1 else None  # a single item: read only its links
+        wanted = set(keys)
+        themes: dict[str, list[str]] = {key: [] for key in keys}
+        for link in self.db.theme_links(workspace, key=one):
+            if link.state == "confirmed" and link.roadmap_key in wanted:
+                themes[link.roadmap_key].append(link.theme_id)
+        direct: dict[str, list[str]] = {key: [] for key in keys}
+        for link in self.db.feedback_links(workspace, "roadmap", one):
+            if link.target_id in wanted:
+                direct[link.target_id].append(link.item_id)
+        rejected: dict[str, set[str]] = {key: set() for key in keys}
+        for link in self.db.feedback_links(workspace, "roadmap", one, "rejected"):
+            if link.target_id in wanted:
+                rejected[link.target_id].add(link.item_id)
+        fields = self.themes.item_fields(workspace, {i for ids in direct.values() for i in ids})
+        rows_of: dict[str, list[dict[str, Any]]] = {}
+        out_: dict[str, dict[str, dict[str, Any]]] = {}
+        for key in keys:
+            found: dict[str, dict[str, Any]] = {}
+            for theme_id in themes[key]:
+                if theme_id not in rows_of:
+                    rows_of[theme_id] = self.themes.theme_rows(workspace, theme_id)
+                for row in rows_of[theme_id]:
+                    found.setdefault(row["item_id"], {**row, "via": theme_id})
+            for item_id in direct[key]:
+                if item_id in fields:
+                    found[item_id] = {**fields[item_id], "item_id": item_id, "via": "feedback"}
+            out_[key] = {k: v for k, v in found.items() if k not in rejected[key]}
+        return out_
 
     def demand(self, workspace: str, key: str) -> out.Demand:
-        rows = list(self.backing(workspace, key).values())
-        accounts: dict[str, float] = {}
-        lone = 0.0
-        for r in rows:
-            if r.get("account_id"):
-                accounts[r["account_id"]] = max(
-                    accounts.get(r["account_id"], 0.0), r.get("revenue") or 0.0
-                )
-            else:
-                lone += r.get("revenue") or 0.0
-        return out.Demand(
-            items=len(rows),
-            accounts=len(accounts),
-            revenue=round(sum(accounts.values()) + lone, 2),
-            trend=weekly(rows),
-        )
+        return _demand(self.backing(workspace, key).values())
 
     def requesters(self, workspace: str, key: str) -> out.Requesters:
         item = self.db.item(workspace, key)
@@ -322,3 +325,24 @@ def require(found: Any, what: str, ident: str) -> Any:
     if found is None:
         raise NotFound(f"{what} {ident} not found", {"id": ident})
     return found
+
+
+def _demand(rows: Iterable[dict[str, Any]]) -> out.Demand:
+    """Items, accounts and revenue at stake (ARR once per account; an item without an account
+    counts alone) and the weekly trend of the items behind a roadmap item."""
+    rows = list(rows)
+    accounts: dict[str, float] = {}
+    lone = 0.0
+    for r in rows:
+        if r.get("account_id"):
+            accounts[r["account_id"]] = max(
+                accounts.get(r["account_id"], 0.0), r.get("revenue") or 0.0
+            )
+        else:
+            lone += r.get("revenue") or 0.0
+    return out.Demand(
+        items=len(rows),
+        accounts=len(accounts),
+        revenue=round(sum(accounts.values()) + lone, 2),
+        trend=weekly(rows),
+    )

@@ -134,6 +134,8 @@ def test_roadmap_links_demand_requesters_and_a_signed_event(env: Any, banking: d
     assert direct["counts"]["stored"] == 1
     by_ranking = env.get("/v1/roadmap", params={"sort": "demand"}).json()
     assert by_ranking["items"][0]["key"] == "PAY-1"
+    for listed in by_ranking["items"]:  # the page's batched reads agree with one item's
+        assert listed["demand"] == env.get(f"/v1/roadmap/{listed['key']}").json()["demand"]
 
     receiver = Receiver([500, 200])
     hook = env.post("/v1/webhooks", json={"url": receiver.url}).json()
