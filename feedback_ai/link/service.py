@@ -4,10 +4,11 @@ confidence and a decision; and which past feedback said the same.
 Per workspace and kind ("theme", "roadmap") a `Matcher` (`feedback_ai.link.matcher`) is fitted
 on demand and cached until its inputs change (taxonomy version, roadmap items, links). Fits run
 on a background thread, one at a time per workspace and kind (requests arriving meanwhile share
-it). A request waits for the fit up to `match_fit_wait_s`, then answers from the last fitted
-matcher, marked `stale` (a workspace's very first fit is always awaited: there is no last one):
-small workspaces refit in milliseconds and always see their latest edits; a self-trained roadmap
-matcher over 100k stored mentions takes seconds, and support agents are not kept waiting for it.
+it). Requests wait for the fit until `match_fit_wait_s` after it started, then answer from the
+last fitted matcher, marked `stale` (a workspace's very first fit is always awaited: there is no
+last one). Small workspaces refit in milliseconds and always see their latest edits; a
+self-trained roadmap matcher over 100k stored mentions takes ~20 s, and support agents are not
+kept waiting for it.
 - themes: classes are the live themes, described by their centroids; feedback a person linked
   to a theme is an exemplar (rejected links push away);
 - roadmap items: classes are the items, described by their title + description vectors;
@@ -24,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -91,7 +93,7 @@ class MatchService:
         self._calibrator = calibrator
         self.thresholds = Thresholds(settings.match_matched, settings.match_review)
         self._cache: dict[tuple[str, str], _Model] = {}
-        self._fits: dict[tuple[str, str], Future[_Model]] = {}
+        self._fits: dict[tuple[str, str], tuple[float, Future[_Model]]] = {}  # (started, fit)
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="match-fit")
 
@@ -179,21 +181,24 @@ class MatchService:
         what `_versions` says of them now, read here unless the caller has read it already).
 
         A changed `version` starts a background fit, unless one is running for this workspace
-        and kind already (it is shared); the call waits for it up to `match_fit_wait_s` and
-        otherwise returns the last fitted matcher."""
+        and kind already (it is shared); the call waits for it until `match_fit_wait_s` after the
+        fit started and otherwise returns the last fitted matcher."""
         version = version if version is not None else self._versions(workspace)[kind]
         key = (workspace, kind)
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None and cached.version == version:
                 return cached, False
-            fit = self._fits.get(key)
+            started, fit = self._fits.get(key, (0.0, None))
             if fit is None or fit.done():
-                fit = self._executor.submit(self._fit, workspace, kind)
+                started, fit = time.monotonic(), self._executor.submit(self._fit, workspace, kind)
                 fit.add_done_callback(_log_failure)
-                self._fits[key] = fit
+                self._fits[key] = (started, fit)
+        # The wait is counted from the fit's start: once one request has waited it out, those
+        # that come during the rest of the fit answer from the last matcher at once.
+        wait = max(0.0, started + self.settings.match_fit_wait_s - time.monotonic())
         try:
-            fresh = fit.result(timeout=None if cached is None else self.settings.match_fit_wait_s)
+            fresh = fit.result(timeout=None if cached is None else wait)
         except FutureTimeout:
             assert cached is not None
             return cached, True
@@ -212,7 +217,7 @@ class MatchService:
     def wait_for_fits(self) -> None:
         """Block until the background fits started so far are done (tests, benchmarks)."""
         with self._lock:
-            fits = list(self._fits.values())
+            fits = [fit for _, fit in self._fits.values()]
         for fit in fits:
             fit.exception()
 

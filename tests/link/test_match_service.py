@@ -5,6 +5,7 @@ marked stale. Fakes (hashed-word vectors, in-memory Qdrant) and a fit slowed on 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,8 +81,10 @@ def test_a_refit_slower_than_the_wait_serves_the_last_matcher_marked_stale(
     roadmap.upsert(WS, [_item("PAY-2", "live exchange rates")])
     keys, stale = _roadmap_keys(match, "exchange rates")
     assert (keys, stale) == (["PAY-1"], True)  # the refit is held: the last matcher answers
+    began = time.monotonic()
     keys, stale = _roadmap_keys(match, "exchange rates")  # a second request shares that refit
     assert stale and gate.calls == 1
+    assert time.monotonic() - began < 0.15  # the fit's wait is used up: it answers at once
 
     gate.release.set()
     match.wait_for_fits()
