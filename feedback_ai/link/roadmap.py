@@ -222,13 +222,13 @@ class RoadmapService:
             if link.state == "confirmed" and link.roadmap_key in wanted:
                 themes[link.roadmap_key].append(link.theme_id)
         direct: dict[str, list[str]] = {key: [] for key in keys}
-        for link in self.db.feedback_links(workspace, "roadmap", one):
-            if link.target_id in wanted:
-                direct[link.target_id].append(link.item_id)
+        for confirmed in self.db.feedback_links(workspace, "roadmap", one):
+            if confirmed.target_id in wanted:
+                direct[confirmed.target_id].append(confirmed.item_id)
         rejected: dict[str, set[str]] = {key: set() for key in keys}
-        for link in self.db.feedback_links(workspace, "roadmap", one, "rejected"):
-            if link.target_id in wanted:
-                rejected[link.target_id].add(link.item_id)
+        for refused in self.db.feedback_links(workspace, "roadmap", one, "rejected"):
+            if refused.target_id in wanted:
+                rejected[refused.target_id].add(refused.item_id)
         fields = self.themes.item_fields(workspace, {i for ids in direct.values() for i in ids})
         rows_of: dict[str, list[dict[str, Any]]] = {}
         out_: dict[str, dict[str, dict[str, Any]]] = {}
