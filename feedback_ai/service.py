@@ -307,7 +307,7 @@ class FeedbackService:
         if req.collapse_duplicates:
             hits = collapse(groups, req.collapse_threshold)
         else:
-            hits = [_hit(g) for g in groups]
+            hits = [_hit(g) for g in groups[: req.k]]  # only the page (collapsing needs them all)
         return SearchResult(query=req.query, hits=hits[: req.k])
 
     # --- reads and deletes
