@@ -1,11 +1,15 @@
-"""Dependencies: the service, the dispatcher and the caller's workspace (from its API key)."""
+"""Dependencies: the service, the dispatcher and the caller's workspace (from its API key).
+
+All are `async`: FastAPI runs a sync dependency on the thread pool, one hop each, and these do no
+blocking work (a key lookup that misses the cache is sent to the pool itself)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from feedback_ai.errors import Forbidden, Unauthenticated
@@ -18,15 +22,15 @@ from feedback_ai.themes.service import ThemeService
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
 
 
-def get_service(request: Request) -> FeedbackService:
+async def get_service(request: Request) -> FeedbackService:
     return request.app.state.service  # type: ignore[no-any-return]
 
 
-def get_dispatch(request: Request) -> Dispatch:
+async def get_dispatch(request: Request) -> Dispatch:
     return request.app.state.dispatch  # type: ignore[no-any-return]
 
 
-def get_themes(request: Request) -> ThemeService:
+async def get_themes(request: Request) -> ThemeService:
     return request.app.state.themes  # type: ignore[no-any-return]
 
 
@@ -34,14 +38,14 @@ ServiceDep = Annotated[FeedbackService, Depends(get_service)]
 ThemesDep = Annotated[ThemeService, Depends(get_themes)]
 
 
-def get_roadmap(request: Request) -> RoadmapService:
+async def get_roadmap(request: Request) -> RoadmapService:
     return request.app.state.roadmap  # type: ignore[no-any-return]
 
 
 RoadmapDep = Annotated[RoadmapService, Depends(get_roadmap)]
 
 
-def get_match(request: Request) -> MatchService:
+async def get_match(request: Request) -> MatchService:
     return request.app.state.match  # type: ignore[no-any-return]
 
 
@@ -49,7 +53,7 @@ MatchDep = Annotated[MatchService, Depends(get_match)]
 DispatchDep = Annotated[Dispatch, Depends(get_dispatch)]
 
 
-def _principal(
+async def _principal(
     service: ServiceDep,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -57,14 +61,17 @@ def _principal(
         return Principal("default", frozenset(SCOPES), "no-auth")
     if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
         raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
-    principal = service.records.authenticate(creds.credentials)
+    # a cached key costs no I/O; only a lookup leaves the event loop
+    principal = service.records.cached_principal(creds.credentials)
+    if principal is None:
+        principal = await run_in_threadpool(service.records.authenticate, creds.credentials)
     if principal is None:
         raise Unauthenticated("unknown API key")
     return principal
 
 
-def require(scope: str) -> Callable[..., Principal]:
-    def check(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+def require(scope: str) -> Callable[..., Awaitable[Principal]]:
+    async def check(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
         if scope not in principal.scopes:
             raise Forbidden(
                 f"this key lacks the '{scope}' scope",

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     auth: bool = True  # False only when explicitly asked; the server warns loudly at start
     bootstrap_key: str | None = None  # if set, the `default` workspace's admin key (else generated)
+    auth_cache_s: float = Field(30.0, ge=0)  # a looked-up key is trusted this long; 0: every call
 
     # --- records (system of record: workspaces, keys, items, jobs)
     database_url: str | None = None  # default: sqlite file under data_dir

@@ -70,7 +70,7 @@ def build_service(
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     embedder = embedder or make_embedder(settings)
-    records = records or Records(settings.resolved_database_url)
+    records = records or Records(settings.resolved_database_url, settings.auth_cache_s)
     store = store or make_store(settings, embedder.dim)
     return FeedbackService(
         settings=settings,

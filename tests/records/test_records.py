@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +64,26 @@ def test_keys_scopes_and_workspaces(records: Records) -> None:
     assert records.authenticate(key + "x") is None
     with pytest.raises(ValueError, match="unknown scopes"):
         records.create_key("acme", ["root"])
+
+
+def test_key_lookups_are_cached_for_auth_cache_s(tmp_path: Path) -> None:
+    url = Settings(data_dir=tmp_path).resolved_database_url
+    records = Records(url, auth_cache_s=1.0)
+    key = records.create_key("acme", ["read"])
+    assert records.cached_principal(key) is None  # nothing looked up yet
+    assert records.authenticate(key + "x") is None
+    assert records.cached_principal(key + "x") is None  # unknown keys are not cached
+    first = records.authenticate(key)
+    assert first is not None and records.cached_principal(key) == first
+    with records.session() as s, s.begin():  # the row changes: the cache still answers...
+        s.execute(text("UPDATE api_keys SET scopes = 'admin,read'"))
+    assert records.authenticate(key) == first
+    time.sleep(1.05)  # ...until its entry expires
+    assert records.cached_principal(key) is None
+    again = records.authenticate(key)
+    assert again is not None and again.scopes == {"admin", "read"}
+    uncached = Records(url, auth_cache_s=0)
+    assert uncached.authenticate(key) == again and uncached.cached_principal(key) is None
 
 
 def test_accept_process_and_counts(records: Records) -> None:
