@@ -163,10 +163,10 @@ def _assign_all(
         return labels, np.zeros(len(labels), dtype=np.float32), 1.0
     cents = fitting.centroids(vectors, labels, k)
     member = np.flatnonzero(labels >= 0)
-    own = np.einsum("ij,ij->i", vectors[member], cents[labels[member]])
+    own = fitting.own_similarity(vectors, cents, labels, member)
     threshold = float(np.quantile(own, quantile))
     rest = np.flatnonzero(labels < 0)
-    best, sims = fitting.nearest(vectors[rest], cents, threshold)
+    best, sims = fitting.nearest(vectors, cents, threshold, rows=rest)
     labels[rest] = best
     all_sims = np.zeros(len(labels), dtype=np.float32)
     all_sims[member], all_sims[rest] = own, sims
@@ -214,7 +214,7 @@ def _own_similarity(
 ) -> np.ndarray:
     sims = fallback.copy()
     assigned = np.flatnonzero(rows >= 0)
-    sims[assigned] = np.einsum("ij,ij->i", vectors[assigned], cents[rows[assigned]])
+    sims[assigned] = fitting.own_similarity(vectors, cents, rows, assigned)
     return sims
 
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import re
+import resource
 import secrets
 import threading
 import time
@@ -41,11 +42,14 @@ ROW_CHUNK = 50_000  # (item, theme) rows a refit builds and writes at a time
 
 
 class StageClock:
-    """Passes progress on and times each stage (wall seconds)."""
+    """Passes progress on and times each stage (wall seconds). `peak_rss_mb`: this process's
+    peak resident memory so far at the end of each stage; the stage where it jumps is the one
+    that needed the memory."""
 
     def __init__(self, inner: planner.Progress) -> None:
         self.inner = inner
         self.seconds: dict[str, float] = {}
+        self.peak_rss_mb: dict[str, float] = {}
         self._stage, self._since = "", time.perf_counter()
 
     def report(self, stage: str, done: int, total: int) -> None:
@@ -60,12 +64,18 @@ class StageClock:
             self.seconds[self._stage] = round(
                 self.seconds.get(self._stage, 0.0) + now - self._since, 2
             )
+            self.peak_rss_mb[self._stage] = _peak_rss_mb()
         self._since = now
 
     def done(self) -> dict[str, float]:
         self._close()
         self._stage = ""
         return dict(self.seconds)
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident set of this process (Linux reports ru_maxrss in KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def new_theme_id() -> str:
@@ -194,7 +204,13 @@ class ThemeService:
         )
         self._prune_centroids(workspace, {s.theme_id for s in live})
         self.db.pool_checked(workspace, len(pool))
-        return {"taxonomy_version": version, **p.stats, "seconds": clock.done()}
+        seconds = clock.done()
+        return {
+            "taxonomy_version": version,
+            **p.stats,
+            "seconds": seconds,
+            "peak_rss_mb": clock.peak_rss_mb,
+        }
 
     def options(self) -> planner.Options:
         s = self.settings
