@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from eval import hostinfo
 from eval.corpus import ROOT, SHARED
 from eval.retrieval import PROJECTS, load_project
 from feedback_ai.embed import build_embedder
@@ -138,6 +139,7 @@ def machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
         "load_average_start": os.getloadavg()[0],
+        "cpu": hostinfo.cpu(),
     }
 
 
@@ -173,6 +175,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['batch_size']} unless named. texts/CPU-s: texts per second of CPU time this "
         "process used (all threads, spin-waiting included), which load from other processes "
         "skews far less than wall time.",
+        "",
+        f"CPU: {hostinfo.describe(m['cpu'])}.",
     ]
     for set_name, result in report["sets"].items():
         lines += [
