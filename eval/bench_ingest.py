@@ -81,7 +81,7 @@ def wait_done(c: httpx.Client, jobs: list[str]) -> int:
     stored = 0
     for job in jobs:
         while (counts := c.get(f"/v1/jobs/{job}").json()["counts"])["pending"]:
-            time.sleep(0.25)
+            time.sleep(0.05)
         stored += counts["stored"]
     return stored
 

@@ -84,6 +84,13 @@ class ThemeRecords:
         with self.session() as s:
             return s.get(Taxonomy, workspace) or Taxonomy(workspace_id=workspace, version=0)
 
+    def taxonomy_version(self, workspace: str) -> int:
+        """The version alone: live assignment checks it for every ingest part, and the full row
+        carries the last refit's model record (JSON)."""
+        with self.session() as s:
+            q = select(Taxonomy.version).where(Taxonomy.workspace_id == workspace)
+            return int(s.scalar(q) or 0)
+
     def themes(self, workspace: str, statuses: Sequence[str] = LIVE_STATUSES) -> list[Theme]:
         with self.session() as s:
             q = select(Theme).where(Theme.workspace_id == workspace, Theme.status.in_(statuses))
@@ -318,9 +325,12 @@ class ThemeRecords:
 
     @staticmethod
     def _touch(s: Session, workspace: str) -> None:
-        tax = s.get(Taxonomy, workspace)
-        if tax is not None:
-            tax.rows_version = (tax.rows_version or 0) + 1
+        """rows_version + 1, in SQL: loading the row would parse its model record every part."""
+        s.execute(
+            update(Taxonomy)
+            .where(Taxonomy.workspace_id == workspace)
+            .values(rows_version=func.coalesce(Taxonomy.rows_version, 0) + 1)
+        )
 
     def set_label(self, workspace: str, theme_id: str, label: str, actor: str) -> int:
         with self.session() as s, s.begin():
@@ -370,9 +380,12 @@ class ThemeRecords:
     # --- reads for the API
     def stamp(self, workspace: str) -> tuple[int, int]:
         """(taxonomy version, rows version): what a cached copy of the rows is checked with."""
+        q = select(Taxonomy.version, Taxonomy.rows_version).where(
+            Taxonomy.workspace_id == workspace
+        )
         with self.session() as s:
-            tax = s.get(Taxonomy, workspace)
-            return (tax.version, tax.rows_version or 0) if tax else (0, 0)
+            row = s.execute(q).first()
+        return (row[0], row[1] or 0) if row else (0, 0)
 
     def facts(self, workspace: str) -> list[tuple[Any, ...]]:
         """Every (theme, item, created_ts, account, revenue, rating, scale, sentiment) row."""

@@ -74,7 +74,15 @@ class StageClock:
 
 
 def _peak_rss_mb() -> float:
-    """Peak resident set of this process (Linux reports ru_maxrss in KiB)."""
+    """Peak resident set of this process: VmHWM on Linux. Not ru_maxrss, which survives exec:
+    a CLI started by a big process (a benchmark, a worker) inherits that process's peak."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
@@ -407,11 +415,12 @@ class ThemeService:
 
     def centroids(self, workspace: str) -> _Centroids | None:
         """The workspace's live centroids, cached per taxonomy version."""
-        tax = self.db.taxonomy(workspace)
+        version = self.db.taxonomy_version(workspace)
         with self._lock:
             cached = self._cache.get(workspace)
-            if cached is not None and cached.version == tax.version:
+            if cached is not None and cached.version == version:
                 return cached if cached.ids else None
+        tax = self.db.taxonomy(workspace)
         themes = self.store.list_themes(workspace)
         threshold = float((tax.model or {}).get("assign_threshold", 1.0))
         matrix = np.stack([t.vector for t in themes]) if themes else np.zeros((0, self.store.dim))

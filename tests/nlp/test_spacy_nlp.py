@@ -119,6 +119,18 @@ def test_mentions_are_spans_of_the_redacted_text(processor: SpacyTextProcessor) 
     assert all(len(m) <= processor.max_mention_chars for m in result.mentions)
 
 
+def test_text_long_only_once_redacted_is_split(processor: SpacyTextProcessor) -> None:
+    """Sentences are found only for texts that get split, judged on the redacted text: here
+    each placeholder is longer than the address it replaces, and the text crosses the limit."""
+    text = " ".join(["Write to a@b.co today."] * 12)
+    assert len(text) < processor.mention_min_chars
+    [short] = processor.process(["Write to a@b.co today."])
+    [result] = processor.process([text])
+    assert len(result.text) >= processor.mention_min_chars
+    assert short.mentions == ["Write to [EMAIL] today."]
+    assert result.mentions == ["Write to [EMAIL] today."] * 12
+
+
 def test_batch_keeps_order_and_never_returns_no_mentions(processor: SpacyTextProcessor) -> None:
     texts = ["", "  ", "ok", "Thanks!", LONG, "call me: +44 7700 900123"]
     results = processor.process(texts)
