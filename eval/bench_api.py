@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from eval import hostinfo
 from eval.corpus import ROOT, SHARED, cache_key, embeddings, real_texts, replicate
 from feedback_ai import ids
 from feedback_ai.config import Settings, StoreBackend
@@ -207,6 +208,7 @@ def main() -> None:
         "embed_plus_raw_search": raw,
         "api_p50_over_raw_p50": api["p50_ms"] / raw["p50_ms"],
         "machine": f"{os.cpu_count()} cores",
+        "cpu": hostinfo.cpu(),
         "load_avg_start_end": [round(load_start, 2), round(os.getloadavg()[0], 2)],
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -41,6 +41,7 @@ from pathlib import Path
 import httpx
 import redis
 
+from eval import hostinfo
 from eval.bench_api import peak_rss_mb, wait_ready
 from eval.corpus import ROOT, SHARED
 from feedback_ai.config import Settings
@@ -172,6 +173,7 @@ def main() -> None:
         "worker_peak_rss_mb_main_process": round(worker_rss, 1),
         "path": "HTTP API (distributed) -> Redis -> 1 Celery worker -> embedded Qdrant engine",
         "machine": f"{os.cpu_count()} cores",
+        "cpu": hostinfo.cpu(),
         "load_avg_1_5_15": loads,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -47,6 +47,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from eval import hostinfo
 from eval.bench_api import peak_rss_mb, percentiles, wait_ready
 from eval.bench_refit import build, refit
 from eval.corpus import ROOT, SHARED, real_texts
@@ -271,6 +272,7 @@ def report(
         "load_avg_start": extra["load_avg_start"],
         "load_avg_end": round(os.getloadavg()[0], 2),
         "machine": f"{os.cpu_count()} cores",
+        "cpu": hostinfo.cpu(),
         "vectors": "real texts embedded once (cached), replicated with Gaussian noise to N",
         "queries": "Maalej et al. app-review comments not in eval.corpus.real_texts(), k=3",
         "data": extra["data"],

@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from eval import hostinfo
 from eval.bench_api import load_store, peak_rss_mb, percentiles, wait_ready
 from eval.corpus import ROOT, cache_key, embeddings, real_texts, replicate
 from feedback_ai.config import Settings, StoreBackend
@@ -265,6 +266,7 @@ def main() -> None:
         result["live_assignment"] = live_overhead(settings)
     result["load_avg_end"] = round(os.getloadavg()[0], 2)
     result["machine"] = f"{os.cpu_count()} cores"
+    result["cpu"] = hostinfo.cpu()
     result["vectors"] = "real texts embedded once (cached), replicated with Gaussian noise to N"
     RESULTS.mkdir(parents=True, exist_ok=True)
     out_file.write_text(json.dumps(result, indent=2) + "\n")
