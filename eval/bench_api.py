@@ -103,11 +103,23 @@ def serve(settings: Settings, key: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def wait_ready(client: httpx.Client, timeout: float = 600) -> None:
+def wait_ready(
+    client: httpx.Client, proc: subprocess.Popen[bytes] | None = None, timeout: float = 600
+) -> None:
+    """Until /readyz answers 200. Fails if `proc` (the server we started) exits, or if the server
+    answering does not know the client's key: the run's fresh bootstrap key, so a 401 means
+    another server (a stale one from an earlier run) holds the port."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the server exited with code {proc.returncode}; see its log")
         try:
             if client.get("/readyz").status_code == 200:
+                if client.get(f"/v1/jobs/{uuid.UUID(int=0)}").status_code == 401:
+                    raise RuntimeError(
+                        f"{client.base_url} is served by another process: it does not know "
+                        "this run's key (stop the stale server)"
+                    )
                 return
         except httpx.TransportError:
             pass
@@ -128,7 +140,7 @@ def api_latency(settings: Settings, qs: list[str]) -> dict[str, float]:
     headers = {"Authorization": f"Bearer {key}"}
     try:
         with httpx.Client(base_url="http://127.0.0.1:8765", headers=headers, timeout=30) as c:
-            wait_ready(c)
+            wait_ready(c, proc)
             for q in qs[:20]:  # warm-up
                 c.post("/v1/search", json={"query": q, "k": 10}).raise_for_status()
             ms = []

@@ -135,7 +135,7 @@ def main() -> None:
         with httpx.Client(
             base_url="http://127.0.0.1:8766", headers={"Authorization": f"Bearer {key}"}, timeout=60
         ) as c:
-            wait_ready(c)
+            wait_ready(c, api)
             time.sleep(15)  # let the worker load its models before the clock starts
             loads["e2e_start"] = load()
             cpu0 = {"api": cpu_seconds(api.pid), "worker": cpu_seconds(worker.pid)}

@@ -248,7 +248,7 @@ def run(settings: Settings, items: list[dict[str, Any]], qs: list[str]) -> dict[
     headers = {"Authorization": f"Bearer {key}"}
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{PORT}", headers=headers, timeout=1800) as c:
-            wait_ready(c)
+            wait_ready(c, proc)
             roadmap = upsert_roadmap(c, items)
             print(json.dumps(roadmap), flush=True)
             match = measure(c, qs)

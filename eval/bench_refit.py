@@ -156,7 +156,7 @@ def reads(settings: Settings, requests: int) -> dict[str, Any]:
             headers={"Authorization": f"Bearer {key}"},
             timeout=60,
         ) as c:
-            wait_ready(c)
+            wait_ready(c, proc)
             listing = c.get("/v1/themes", params={"window": "3650d", "limit": 200}).json()
             theme_ids = [t["id"] for t in listing["themes"]]
             rank, trend = [], []
