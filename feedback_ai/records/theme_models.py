@@ -32,7 +32,10 @@ class Taxonomy(Base):
     workspace_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, default=0)
     model: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # last refit's record
-    pool_checked: Mapped[int] = mapped_column(Integer, default=0)  # pool size at last check
+    # Mentions live assignment pooled since the last emerging check or refit (the column keeps
+    # its first name, from when it held the pool's size at the last check: an old value reads
+    # as pending growth once, which only brings the next emerging check forward).
+    pool_pending: Mapped[int] = mapped_column("pool_checked", Integer, default=0)
     rows_version: Mapped[int] = mapped_column(Integer, default=0)  # + 1 per ingest-time change
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

@@ -6,12 +6,13 @@ are stored in UTC (SQLite keeps them naive; they are read back as UTC).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -222,7 +223,7 @@ class ThemeRecords:
     def _bump(s: Session, workspace: str, model: dict[str, Any] | None) -> int:
         tax = s.get(Taxonomy, workspace)
         if tax is None:
-            tax = Taxonomy(workspace_id=workspace, version=0, model={}, pool_checked=0)
+            tax = Taxonomy(workspace_id=workspace, version=0, model={}, pool_pending=0)
             s.add(tax)
         tax.version = (tax.version or 0) + 1
         if model is not None:
@@ -298,39 +299,39 @@ class ThemeRecords:
         rows: Sequence[dict[str, Any]],
         pool: Sequence[dict[str, Any]],
         manual_too: bool = False,
-    ) -> None:
+        version: int | None = None,
+    ) -> int | None:
         """Ingest-time assignment (no taxonomy change): these items' refit/live rows and pool
         entries are replaced by `rows` and `pool` (`manual_too`: a person's rows too, when the
-        items are deleted)."""
-        with self.session() as s, s.begin():
-            if manual_too:
-                for start in range(0, len(items), 5_000):
-                    chunk = list(items[start : start + 5_000])
-                    s.execute(
-                        delete(ItemTheme).where(
-                            ItemTheme.workspace_id == workspace, ItemTheme.item_id.in_(chunk)
-                        )
-                    )
-            self._rows(s, workspace, None, rows, items)
-            self._touch(s, workspace)
-            for start in range(0, len(items), 5_000):
-                # By item id alone (an item id is the primary key of `items`: it names one
-                # item of one workspace). With `workspace_id = ?` added, SQLite walks the
-                # primary key's workspace prefix over the whole pool (56k rows at 1M stored)
-                # for every ingest part instead of using the item_id index.
-                chunk = list(items[start : start + 5_000])
-                s.execute(delete(PoolMention).where(PoolMention.item_id.in_(chunk)))
-            if pool:
-                _upsert(s, PoolMention.__table__, list(pool), ["workspace_id", "point_id"])
+        items are deleted). Returns the mentions pooled since the last emerging check, these
+        included. With `version`: writes nothing and returns None unless the taxonomy is still
+        at that version (a refit committed since the caller read its centroids).
 
-    @staticmethod
-    def _touch(s: Session, workspace: str) -> None:
-        """rows_version + 1, in SQL: loading the row would parse its model record every part."""
-        s.execute(
-            update(Taxonomy)
-            .where(Taxonomy.workspace_id == workspace)
-            .values(rows_version=func.coalesce(Taxonomy.rows_version, 0) + 1)
-        )
+        One transaction of prebuilt Core statements (SQL compiled once per process), opened by
+        the taxonomy row's update: it takes the write lock, bumps `rows_version`, counts the
+        pooled mentions and returns the version the rows are checked against."""
+        t = _live_tables()
+        try:
+            with self.session() as s, s.begin():
+                conn = s.connection()
+                stamp = conn.execute(t.touch, {"ws": workspace, "pooled": len(pool)}).first()
+                if version is not None and (stamp is None or stamp[0] != version):
+                    raise _StaleTaxonomy
+                for start in range(0, len(items), 5_000):
+                    # By item id (an item id is the primary key of `items`: it names one item
+                    # of one workspace). For the pool without `workspace_id = ?`: with it,
+                    # SQLite walks the primary key's workspace prefix over the whole pool (56k
+                    # rows at 1M stored) instead of using the item_id index.
+                    chunk = {"ws": workspace, "ids": list(items[start : start + 5_000])}
+                    conn.execute(t.drop_all_rows if manual_too else t.drop_rows, chunk)
+                    conn.execute(t.unpool, chunk)
+                if rows:
+                    _upsert(s, ItemTheme.__table__, list(rows), _ROW_KEYS)
+                if pool:
+                    _upsert(s, PoolMention.__table__, list(pool), _POOL_KEYS)
+        except _StaleTaxonomy:
+            return None
+        return int(stamp[1] or 0) if stamp is not None else len(pool)
 
     def set_label(self, workspace: str, theme_id: str, label: str, actor: str) -> int:
         with self.session() as s, s.begin():
@@ -369,13 +370,20 @@ class ThemeRecords:
             q = select(func.count()).select_from(PoolMention)
             return int(s.scalar(q.where(PoolMention.workspace_id == workspace)) or 0)
 
-    def pool_checked(self, workspace: str, size: int) -> None:
+    def pool_pending(self, workspace: str) -> int:
+        """Mentions pooled by live assignment since the last emerging check or refit."""
+        with self.session() as s:
+            q = select(Taxonomy.pool_pending).where(Taxonomy.workspace_id == workspace)
+            return int(s.scalar(q) or 0)
+
+    def pool_checked(self, workspace: str) -> None:
+        """The pool was just looked at (an emerging check, a refit): nothing is pending."""
         with self.session() as s, s.begin():
             tax = s.get(Taxonomy, workspace)
             if tax is None:
-                s.add(Taxonomy(workspace_id=workspace, version=0, model={}, pool_checked=size))
+                s.add(Taxonomy(workspace_id=workspace, version=0, model={}, pool_pending=0))
             else:
-                tax.pool_checked = size
+                tax.pool_pending = 0
 
     # --- reads for the API
     def stamp(self, workspace: str) -> tuple[int, int]:
@@ -501,13 +509,68 @@ class ThemeRecords:
         return run
 
 
-def _upsert(s: Session, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> None:
-    """INSERT ... ON CONFLICT DO UPDATE, executemany in chunks (SQLite and PostgreSQL)."""
+_ROW_KEYS = ("workspace_id", "item_id", "theme_id")
+_POOL_KEYS = ("workspace_id", "point_id")
+
+
+class _StaleTaxonomy(Exception):
+    """A live write found the taxonomy at another version than its centroids'."""
+
+
+@dataclass(frozen=True)
+class _LiveStatements:
+    touch: Any
+    drop_rows: Any
+    drop_all_rows: Any
+    unpool: Any
+
+
+@functools.cache
+def _live_tables() -> _LiveStatements:
+    """The live path's statements, built once: SQLAlchemy then reuses their compiled SQL (a
+    statement rebuilt per call, with its IN list, spends more in Python than SQLite spends)."""
+    tax, rows, pool = (_table(m) for m in (Taxonomy, ItemTheme, PoolMention))
+    ws: Any = bindparam("ws")
+    ids: Any = bindparam("ids", expanding=True)
+    touch = (
+        tax.update()
+        .where(tax.c.workspace_id == ws)
+        .values(
+            rows_version=func.coalesce(tax.c.rows_version, 0) + 1,
+            pool_checked=func.coalesce(tax.c.pool_checked, 0) + bindparam("pooled"),
+        )
+        .returning(tax.c.version, tax.c.pool_checked)
+    )
+    drop_all = rows.delete().where(rows.c.workspace_id == ws, rows.c.item_id.in_(ids))
+    return _LiveStatements(
+        touch=touch,
+        drop_rows=drop_all.where(rows.c.origin != "manual"),
+        drop_all_rows=drop_all,
+        unpool=pool.delete().where(pool.c.item_id.in_(ids)),
+    )
+
+
+def _table(model: Any) -> Table:
+    table = model.__table__
     assert isinstance(table, Table)
-    insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+    return table
+
+
+@functools.lru_cache(maxsize=64)
+def _upsert_statement(
+    dialect: str, table: Table, columns: tuple[str, ...], keys: tuple[str, ...]
+) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(table)
-    columns = list(rows[0])
     changed = {c: stmt.excluded[c] for c in columns if c not in keys}
-    stmt = stmt.on_conflict_do_update(index_elements=keys, set_=changed)
-    for start in range(0, len(rows), 10_000):
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_=changed)
+
+
+def _upsert(s: Session, table: Any, rows: list[dict[str, Any]], keys: Sequence[str]) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE, executemany in chunks (SQLite and PostgreSQL); one
+    statement per (table, columns), built once."""
+    assert isinstance(table, Table)
+    dialect = s.get_bind().dialect.name
+    stmt = _upsert_statement(dialect, table, tuple(rows[0]), tuple(keys))
+    for start in range(0, len(rows), 10_000):  # through the session: it flushes pending ORM rows
         s.execute(stmt, rows[start : start + 10_000])

@@ -29,7 +29,7 @@ def detect(svc: ThemeService, workspace: str, actor: str = "emerging") -> list[s
     a theme's members are to its centroid (average-linkage clustering, cosine)."""
     from sklearn.cluster import AgglomerativeClustering
 
-    svc.db.pool_checked(workspace, svc.db.pool_size(workspace))
+    svc.db.pool_checked(workspace)
     cents = svc.centroids(workspace)
     pool = svc.db.pool(workspace, svc.settings.emerging_max_pool)
     if cents is None or len({p.item_id for p in pool}) < svc.settings.emerging_min_items:

@@ -211,7 +211,7 @@ class ThemeService:
             model=self._model_record(workspace, p),
         )
         self._prune_centroids(workspace, {s.theme_id for s in live})
-        self.db.pool_checked(workspace, len(pool))
+        self.db.pool_checked(workspace)
         seconds = clock.done()
         return {
             "taxonomy_version": version,
@@ -381,9 +381,26 @@ class ThemeService:
         points: list[MentionPoint],
         fields: dict[str, dict[str, Any]] | None = None,
     ) -> int:
-        cents = self.centroids(workspace)
-        if cents is None:  # never refitted: the first refit places everything
-            return 0
+        """Optimistic: the cached centroids are used without reading the taxonomy version;
+        the write checks it, and if a refit committed meanwhile, the part is assigned again
+        against the new centroids."""
+        cents = self._cached_centroids(workspace)
+        for _ in range(3):
+            if cents is None:  # never refitted: the first refit places everything
+                return 0
+            pooled, growth = self._assign_to(workspace, points, fields, cents)
+            if growth is not None:
+                return growth if pooled else 0
+            cents = self.centroids(workspace)
+        raise RuntimeError(f"workspace {workspace}: the taxonomy kept changing during assignment")
+
+    def _assign_to(
+        self,
+        workspace: str,
+        points: list[MentionPoint],
+        fields: dict[str, dict[str, Any]] | None,
+        cents: _Centroids,
+    ) -> tuple[int, int | None]:
         vectors = np.stack([p.vector for p in points]).astype(np.float32)
         best, sims = fitting.nearest(vectors, cents.matrix, cents.threshold)
         scores = [np.nan if p.sentiment is None else p.sentiment for p in points]
@@ -402,10 +419,8 @@ class ThemeService:
             for i, p in enumerate(points)
             if best[i] < 0
         ]
-        self.db.live(workspace, sorted({p.item_id for p in points}), rows, pool)
-        if not pool:
-            return 0
-        return self.db.pool_size(workspace) - self.db.taxonomy(workspace).pool_checked
+        items = sorted({p.item_id for p in points})
+        return len(pool), self.db.live(workspace, items, rows, pool, version=cents.version)
 
     # --- emerging themes
     def detect_emerging(self, workspace: str, actor: str = "emerging") -> list[str]:
@@ -428,6 +443,15 @@ class ThemeService:
         with self._lock:
             self._cache[workspace] = fresh
         return fresh if fresh.ids else None
+
+    def _cached_centroids(self, workspace: str) -> _Centroids | None:
+        """The cached centroids if there are any, unchecked (the caller's write checks the
+        version); otherwise `centroids` (a workspace without themes gets them at its refit)."""
+        with self._lock:
+            cached = self._cache.get(workspace)
+        if cached is not None and cached.ids:
+            return cached
+        return self.centroids(workspace)
 
 
 def checksum(path: Any) -> str:

@@ -6,6 +6,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,42 @@ def test_concurrent_style_resubmits_upsert(records: Records) -> None:
     _, ids2 = records.accept("w", _items("y", "x"), [])
     assert len(ids1) == 2 and set(ids1) == set(ids2)
     assert records.count_items("w") == 2
+
+
+def test_live_theme_writes_check_the_version_and_count_the_pool(records: Records) -> None:
+    from feedback_ai.records.theme_repo import ThemeRecords
+
+    themes = ThemeRecords(records)
+    themes.pool_checked("acme")  # the taxonomy row, at version 0, nothing pending
+    now = datetime.now(UTC)
+
+    def row(item: str, theme: str, origin: str = "live") -> dict[str, object]:
+        return {
+            "workspace_id": "acme", "item_id": item, "theme_id": theme, "mentions": 1,
+            "similarity": 0.8, "sentiment": None, "origin": origin, "created_at": now,
+            "created_ts": now.timestamp(), "account_id": None, "revenue": None, "rating": None,
+            "rating_scale": None,
+        }  # fmt: skip
+
+    def pooled(item: str, n: int) -> list[dict[str, object]]:
+        return [
+            {"workspace_id": "acme", "point_id": f"{item}-{i}", "item_id": item,
+             "similarity": 0.1, "text": "off topic", "created_at": now}
+            for i in range(n)
+        ]  # fmt: skip
+
+    assert themes.live("acme", ["a", "b"], [row("a", "t1")], pooled("b", 2), version=0) == 2
+    assert themes.live("acme", ["c"], [], pooled("c", 3), version=0) == 5
+    assert themes.live("acme", ["d"], [row("d", "t1")], pooled("d", 1), version=1) is None
+    assert themes.item_theme_ids("acme", "d") == [] and themes.pool_size("acme") == 5
+    assert themes.pool_pending("acme") == 5  # the refused write counted nothing
+
+    # the same item again replaces its live rows and pool entries; a person's row stays
+    themes.commit("acme", "alice", add_rows=[row("a", "t9", origin="manual")])
+    assert themes.live("acme", ["a", "b"], [row("a", "t2")], [], version=1) == 5
+    assert sorted(themes.item_theme_ids("acme", "a")) == ["t2", "t9"]
+    assert themes.pool_size("acme") == 3
+    themes.live("acme", ["a"], [], [], manual_too=True)  # the item was deleted
+    assert themes.item_theme_ids("acme", "a") == []
+    themes.pool_checked("acme")
+    assert themes.pool_pending("acme") == 0 and themes.pool_size("acme") == 3

@@ -85,6 +85,47 @@ def test_a_new_intent_becomes_a_new_theme_and_the_others_keep_their_ids(stack, b
     assert len(after) == 9
 
 
+def test_live_assignment_notices_a_change_its_cached_centroids_missed(stack, banking) -> None:
+    """Live assignment uses its cached centroids without reading the taxonomy version; the
+    write checks the version, so a change made meanwhile (here a merge) is never written over:
+    the part is assigned again against the new centroids."""
+    feedback, themes = stack
+    intent_of = load(stack, banking)
+    themes.refit("acme")
+    assert themes.db.pool_pending("acme") == 0
+    source = theme_of_intent(themes, intent_of, "pin_blocked")
+    target = theme_of_intent(themes, intent_of, "lost_or_stolen_card")
+    ingest(feedback, "acme", ["My card is blocked after I typed the wrong PIN three times."])
+    cached = themes._cache["acme"]
+    assert source in cached.ids  # what the next part would use unchecked
+
+    edits.merge(themes, "acme", source, target, "bob")
+    assert themes._cache["acme"].version < themes.db.taxonomy_version("acme")
+    fresh = [f"Again: {t}" for t in banking["pin_blocked"][:10]]
+    new_ids = ingest(feedback, "acme", fresh, source="later")
+
+    placed = [t for i in new_ids for t in themes.db.item_theme_ids("acme", i)]
+    assert source not in placed and Counter(placed).most_common(1)[0][0] == target
+    assert themes._cache["acme"].version == themes.db.taxonomy_version("acme")
+
+
+def test_the_pool_counts_what_live_assignment_put_there(stack, banking) -> None:
+    feedback, themes = stack
+    load(stack, banking)
+    themes.refit("acme")
+    before = themes.db.pool_size("acme")
+    off_topic = [
+        "The dark mode in the settings screen turns the charts unreadable.",
+        "Please add an export of the weekly report to PDF.",
+        "The app crashes when I rotate my tablet during a video call.",
+    ]
+    ingest(feedback, "acme", off_topic, source="reviews")
+    pooled = themes.db.pool_size("acme") - before
+    assert pooled >= 1 and themes.db.pool_pending("acme") == pooled
+    themes.detect_emerging("acme")
+    assert themes.db.pool_pending("acme") == 0
+
+
 def test_human_edits_survive_a_refit(stack, banking) -> None:
     _, themes = stack
     intent_of = load(stack, banking)
