@@ -136,6 +136,16 @@ class ThemeRecords:
         rows = self._items(workspace, item_ids, _ROW_FIELDS)
         return {row[0]: _row_fields(dict(zip(_ROW_FIELDS, row[1:], strict=True))) for row in rows}
 
+    def stored_since(self, workspace: str, since: datetime) -> list[tuple[str, int]]:
+        """(item id, mention count) of the workspace's items stored since `since`."""
+        from feedback_ai.records.models import Item
+
+        q = select(Item.id, Item.mention_count).where(
+            Item.workspace_id == workspace, Item.status == "stored", Item.updated_at >= since
+        )
+        with self.session() as s:
+            return [(str(i), int(n or 0)) for i, n in s.execute(q)]
+
     def _items(
         self, workspace: str, item_ids: Iterable[str], columns: Sequence[str]
     ) -> list[tuple[Any, ...]]:

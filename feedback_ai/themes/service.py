@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -178,6 +179,7 @@ class ThemeService:
         The result holds the plan's figures and the seconds each stage took."""
         clock = StageClock(self._progress(job_id, progress))
         progress = clock.report
+        started = datetime.now(UTC)
         corpus = self.load(workspace, progress)
         if len(corpus) < self.settings.theme_min_mentions:
             raise InvalidInput(
@@ -212,13 +214,36 @@ class ThemeService:
         )
         self._prune_centroids(workspace, {s.theme_id for s in live})
         self.db.pool_checked(workspace)
+        caught_up = self.catch_up(workspace, set(corpus.item_ids), started)
         seconds = clock.done()
         return {
             "taxonomy_version": version,
             **p.stats,
+            "caught_up": caught_up,
             "seconds": seconds,
             "peak_rss_mb": clock.peak_rss_mb,
         }
+
+    def catch_up(self, workspace: str, seen: set[str], since: datetime) -> int:
+        """Assign again the items stored while a refit ran that its corpus missed: live
+        assignment placed them against the old themes, and the refit's commit replaced every
+        refit/live row. Returns how many items were assigned again."""
+        from feedback_ai import ids
+        from feedback_ai.store import _payload as pl
+
+        late = [(i, n) for i, n in self.db.stored_since(workspace, since) if i not in seen]
+        for start in range(0, len(late), 2_000):
+            chunk = late[start : start + 2_000]
+            point_ids = [ids.mention_id(i, k) for i, n in chunk for k in range(n)]
+            found = self.store.retrieve(workspace, point_ids, with_vectors=True)
+            points = [pl.to_point(m.id, m.vector, m.payload) for m in found if m.vector is not None]
+            if points:
+                self._assign(workspace, points)
+        if late:
+            log.info(
+                "workspace %s: %d items stored during the refit assigned", workspace, len(late)
+            )
+        return len(late)
 
     def options(self) -> planner.Options:
         s = self.settings

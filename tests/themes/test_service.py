@@ -109,6 +109,33 @@ def test_live_assignment_notices_a_change_its_cached_centroids_missed(stack, ban
     assert themes._cache["acme"].version == themes.db.taxonomy_version("acme")
 
 
+def test_items_stored_during_a_refit_are_assigned_after_it(stack, banking, monkeypatch) -> None:
+    """The refit's commit replaces every refit/live row with its own, made from the corpus it
+    loaded; items ingested after that load (and live-assigned to the old themes) are assigned
+    again against the new ones."""
+    feedback, themes = stack
+    intent_of = load(stack, banking)
+    themes.refit("acme")
+    late_texts = [f"Once more: {t}" for t in banking["card_arrival"][:6]]
+    late: list[str] = []
+    loaded = themes.load
+
+    def load_then_ingest(workspace: str, progress: Any) -> Any:
+        corpus = loaded(workspace, progress)
+        late.extend(ingest(feedback, "acme", late_texts, source="during-refit"))
+        assert all(themes.db.item_theme_ids("acme", i) for i in late)  # placed live, old themes
+        return corpus
+
+    monkeypatch.setattr(themes, "load", load_then_ingest)
+    result = themes.refit("acme")
+
+    assert result["caught_up"] == len(late) == 6
+    home = theme_of_intent(themes, {**intent_of, **dict.fromkeys(late, "-")}, "card_arrival")
+    placed = [themes.db.item_theme_ids("acme", i) for i in late]
+    assert all(placed) and Counter(t for p in placed for t in p).most_common(1)[0][0] == home
+    assert themes.refit("acme")["caught_up"] == 0  # the next refit's corpus holds them
+
+
 def test_the_pool_counts_what_live_assignment_put_there(stack, banking) -> None:
     feedback, themes = stack
     load(stack, banking)
