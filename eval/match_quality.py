@@ -196,7 +196,9 @@ def oos_weights(oos: np.ndarray, share: float | None) -> np.ndarray:
     return w
 
 
-def choose_method(f: np.ndarray, ok: np.ndarray, w: np.ndarray, seed: int = 0) -> tuple[str, dict]:
+def choose_method(
+    f: np.ndarray, ok: np.ndarray, w: np.ndarray, scope: np.ndarray, seed: int = 0
+) -> tuple[str, dict]:
     """Platt vs isotonic by 2-fold (weighted) ECE on the tuning split."""
     folds = np.random.default_rng(seed).permutation(len(ok)) % 2
     ece = {}
@@ -204,7 +206,13 @@ def choose_method(f: np.ndarray, ok: np.ndarray, w: np.ndarray, seed: int = 0) -
         errs = []
         for k in (0, 1):
             fit, held = folds != k, folds == k
-            c = cal.fit_calibrator(f[fit], ok[fit], method, w[fit])  # type: ignore[arg-type]
+            c = cal.fit_calibrator(
+                f[fit],
+                ok[fit],
+                method,
+                w[fit],
+                in_scope=scope[fit],  # type: ignore[arg-type]
+            )
             errs.append(cal.expected_calibration_error(c.apply(f[held]), ok[held], weight=w[held]))
         ece[method] = float(np.mean(errs))
     return min(ece, key=ece.__getitem__), ece
@@ -227,11 +235,17 @@ def calibration_report(
             "ece_uncalibrated_softmax": cal.expected_calibration_error(raw, ok),
             **{f"ece_{name}": cal.expected_calibration_error(v, ok) for name, v in p.items()},
             "auroc_confidence": auroc(p[own], q),
+            "auroc_in_scope": _auroc_in_scope(calibrators[own], f, q),
             "reliability_own": cal.reliability(p[own], ok),
             **{f"at_defaults_{name}": decisions(v, ok, q, t) for name, v in p.items()},
             "tune_at_defaults_own": tune_decisions(task, chosen, calibrators[own], t),
         }
     return out
+
+
+def _auroc_in_scope(c: cal.Calibrator, f: np.ndarray, q: Queries) -> float | None:
+    scope = c.in_scope(f)
+    return None if scope is None else auroc(scope, q)
 
 
 def tune_decisions(task: Task, runs: list[Run], c: cal.Calibrator, t: cal.Thresholds) -> dict:
@@ -275,9 +289,9 @@ def fit_calibration(
     ok = np.concatenate([features_of(runs, task, "tune")[1] for task, runs in parts])
     oos = np.concatenate([np.tile(task.tune.y < 0, len(runs)) for task, runs in parts])
     w = oos_weights(oos, share)
-    method, cv = choose_method(f, ok, w)
+    method, cv = choose_method(f, ok, w, ~oos)
     fitted_on = {"splits": label, "rows": len(ok), "oos_share": share, "method_cv_ece": cv}
-    return cal.fit_calibrator(f, ok, method, w, fitted_on)  # type: ignore[arg-type]
+    return cal.fit_calibrator(f, ok, method, w, fitted_on, in_scope=~oos)  # type: ignore[arg-type]
 
 
 def main() -> None:

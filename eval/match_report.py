@@ -34,13 +34,15 @@ def _headline(name: str, r: dict) -> list[str]:
                 _f(fig.get("baseline_auroc"), False),
                 _f(fig.get("auroc_support"), False),
                 _f(c["auroc_confidence"], False),
+                _f(c.get("auroc_in_scope"), False),
             ]
         )
     o = r["oracle_all_labels"]
     rows.append(["(all labels: prototypes of every labelled pool text)", "", _f(o["top1"]), ""])
-    rows[-1] += [_f(o["auroc"], False), ""]
+    rows[-1] += [_f(o["auroc"], False), "", ""]
     header = ["regime", "baseline top-1", "top-1", "baseline AUROC", "AUROC (support)"]
-    return _table(f"{name} (test split)", [*header, "AUROC (confidence)"], rows)
+    columns = [*header, "AUROC (confidence)", "AUROC (P(in scope))"]
+    return _table(f"{name} (test split)", columns, rows)
 
 
 DECISION_ROWS = (

@@ -163,6 +163,12 @@ class MatchOut(BaseModel):
         description="True when themes or roadmap items changed and their matcher is still being "
         "refitted: candidates come from the last fitted one (ask again in a few seconds).",
     )
+    in_scope: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="Per list (`themes`, `roadmap`): P(the ticket is about one of its entries at "
+        "all), from its best candidate; low when it is about nothing known yet. None without "
+        "a calibrator fitted on out-of-scope tickets.",
+    )
     themes: list[Candidate]
     roadmap: list[Candidate]
     feedback: list[SimilarFeedback]

@@ -109,13 +109,14 @@ class MatchService:
         versions = self._versions(workspace)
         theme_model, theme_stale = self.model(workspace, "theme", versions["theme"])
         roadmap_model, roadmap_stale = self.model(workspace, "roadmap", versions["roadmap"])
-        themes = self._candidates(theme_model, query, req.k)
-        roadmap = self._candidates(roadmap_model, query, req.k)
+        themes, themes_scope = self._scored(theme_model, query, req.k)
+        roadmap, roadmap_scope = self._scored(roadmap_model, query, req.k)
         best = roadmap[0] if roadmap else (themes[0] if themes else None)
         return out.MatchOut(
             decision=best.decision if best else "no_match",
             thresholds={"matched": self.thresholds.matched, "review": self.thresholds.review},
             stale=theme_stale or roadmap_stale,
+            in_scope={"themes": themes_scope, "roadmap": roadmap_scope},
             themes=themes,
             roadmap=roadmap,
             feedback=self.similar(workspace, query, req.k),
@@ -132,11 +133,20 @@ class MatchService:
         return self._candidates(self.model(workspace, kind, version)[0], query, k)
 
     def _candidates(self, model: _Model, query: np.ndarray, k: int) -> list[out.Candidate]:
+        return self._scored(model, query, k)[0]
+
+    def _scored(
+        self, model: _Model, query: np.ndarray, k: int
+    ) -> tuple[list[out.Candidate], float | None]:
+        """The candidates, and P(in scope) from the best one's features."""
         if model.matcher is None:
-            return []
+            return [], None
         result = model.matcher.match(query[None], k)
-        confidence = self.calibrator.apply(rank_features(result))
+        features = rank_features(result)
+        confidence = self.calibrator.apply(features)
         decisions = decide(confidence, self.thresholds)
+        scope = self.calibrator.in_scope(features[:1])
+        in_scope = None if scope is None else round(float(scope[0]), 4)
         return [
             out.Candidate(
                 id=model.ids[int(c)],
@@ -148,7 +158,7 @@ class MatchService:
             for c, s, p, d in zip(
                 result.indices[0], result.scores[0], confidence, decisions, strict=True
             )
-        ]
+        ], in_scope
 
     def similar(self, workspace: str, query: np.ndarray, k: int) -> list[out.SimilarFeedback]:
         a, b = similar_calibration()

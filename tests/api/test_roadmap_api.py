@@ -127,6 +127,12 @@ def test_roadmap_links_demand_requesters_and_a_signed_event(env: Any, banking: d
         again = env.get("/v1/roadmap/PAY-1").json()["themes"]
         assert all(t["state"] != "suggested" for t in again if t["theme_id"] == rejected)
 
+    on = env.post("/v1/match", json={"text": "My new card still has not been delivered"}).json()
+    assert on["roadmap"][0]["id"] == "PAY-1"
+    off = env.post("/v1/match", json={"text": "The dark mode makes the charts unreadable"}).json()
+    for kind in ("roadmap", "themes"):  # P(about any known entry), from the shipped calibrator
+        assert 0 <= off["in_scope"][kind] < on["in_scope"][kind] <= 1
+
     feedback_id = env.get(f"/v1/themes/{top}/feedback").json()["items"][0]["id"]
     other_item = env.post("/v1/feedback", json={"items": [{"text": "when does my card arrive??"}]})
     env.drain()

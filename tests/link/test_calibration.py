@@ -14,8 +14,9 @@ def synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     score = rng.uniform(0.2, 0.9, n)
     margin, support = rng.uniform(0, 0.2, n), score + rng.normal(0, 0.05, n)
     exemplars = np.log1p(rng.integers(0, 6, n))
+    nearest = np.maximum(support, score) + rng.uniform(0, 0.1, n)
     correct = rng.uniform(size=n) < 1 / (1 + np.exp(-25 * (score - 0.6) - 10 * margin))
-    return np.column_stack([score, margin, support, exemplars]), correct
+    return np.column_stack([score, margin, support, exemplars, nearest]), correct
 
 
 @pytest.mark.parametrize("method", ["platt", "isotonic"])
@@ -38,6 +39,40 @@ def test_json_round_trip(method: cal.Method, tmp_path) -> None:
     loaded = cal.load_calibrator(tmp_path / "c.json")
     assert loaded == calibrator
     np.testing.assert_array_equal(loaded.apply(f), calibrator.apply(f))
+
+
+def test_a_calibrator_saved_before_the_nearest_feature_reads_its_own_four(tmp_path) -> None:
+    f, ok = synthetic(1000, 4)
+    four = cal.fit_calibrator(f[:, :4], ok, "isotonic", names=cal.FEATURES[:4])
+    cal.save_calibrator(four, tmp_path / "old.json")
+    old = cal.load_calibrator(tmp_path / "old.json")
+    assert old.features == cal.FEATURES[:4]
+    np.testing.assert_array_equal(old.apply(f), four.apply(f))  # the fifth column is ignored
+    with pytest.raises(ValueError, match="5 feature columns"):
+        cal.fit_calibrator(f[:, :4], ok)
+
+
+@pytest.mark.parametrize("method", ["platt", "isotonic"])
+def test_in_scope_separates_out_of_scope_queries_better_than_confidence(
+    method: cal.Method,
+) -> None:
+    """Out-of-scope queries (always wrong) differ in `nearest` alone here; in-scope ones are
+    often wrong too. P(in scope), fitted on that question, ranks them apart better than the
+    confidence, fitted on "right"."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(5)
+    f, ok = synthetic(4000, 5)
+    oos = rng.uniform(size=len(ok)) < 0.2
+    f[oos, 4] -= rng.uniform(0.0, 0.1, oos.sum())  # further from every known example
+    ok = ok & ~oos
+    c = cal.fit_calibrator(f, ok, method, in_scope=~oos)
+    scope = c.in_scope(f)
+    assert scope is not None and c.scope_coef[4] > 0
+    assert roc_auc_score(~oos, scope) > roc_auc_score(~oos, c.apply(f))
+    assert cal.fit_calibrator(f, ok, method).in_scope(f) is None  # no out-of-scope rows given
+    loaded = cal.Calibrator.from_json(c.to_json())
+    np.testing.assert_allclose(loaded.in_scope(f), scope)
 
 
 def test_ece_drops_after_calibration_on_held_out_data() -> None:
@@ -87,8 +122,11 @@ def test_rank_features_give_runners_up_less_confidence() -> None:
 def test_shipped_default_calibrator_loads() -> None:
     calibrator = cal.load_calibrator()
     assert calibrator.features == cal.FEATURES
-    low, high = np.array([[0.2, 0.0, 0.2, 0.0]]), np.array([[0.9, 0.3, 0.9, np.log1p(5)]])
+    low = np.array([[0.2, 0.0, 0.2, 0.0, 0.3]])
+    high = np.array([[0.9, 0.3, 0.9, np.log1p(5), 0.95]])
     assert 0 <= calibrator.apply(low)[0] < 0.2 < 0.9 < calibrator.apply(high)[0] <= 1
+    in_scope = calibrator.in_scope(np.vstack([low, high]))
+    assert in_scope is not None and in_scope[0] < 0.5 < in_scope[1]  # fitted with OOS rows
 
 
 @pytest.mark.slow
