@@ -461,7 +461,10 @@ class ThemeService:
             if cached is not None and cached.version == version:
                 return cached if cached.ids else None
         tax = self.db.taxonomy(workspace)
-        themes = self.store.list_themes(workspace)
+        # Only themes the registry holds live: a refit or merge commits first and removes the
+        # old centroids from the store after, and a reload in between must not use them.
+        registered = {t.id for t in self.db.themes(workspace)}
+        themes = [t for t in self.store.list_themes(workspace) if t.theme_id in registered]
         threshold = float((tax.model or {}).get("assign_threshold", 1.0))
         matrix = np.stack([t.vector for t in themes]) if themes else np.zeros((0, self.store.dim))
         fresh = _Centroids(tax.version, [t.theme_id for t in themes], matrix, threshold)

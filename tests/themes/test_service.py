@@ -136,6 +136,24 @@ def test_items_stored_during_a_refit_are_assigned_after_it(stack, banking, monke
     assert themes.refit("acme")["caught_up"] == 0  # the next refit's corpus holds them
 
 
+def test_live_assignment_ignores_centroids_of_themes_the_registry_retired(stack, banking) -> None:
+    """Between a refit's (or a merge's) commit and its removal of old centroids from the store,
+    a reload of the centroids must not pick up the retired themes."""
+    from feedback_ai.records.theme_repo import Event, ThemeState
+
+    feedback, themes = stack
+    intent_of = load(stack, banking)
+    themes.refit("acme")
+    gone = theme_of_intent(themes, intent_of, "pin_blocked")
+    themes.db.commit("acme", "test", [ThemeState(gone, status="retired")], [Event(gone, "retired")])
+    assert gone in {t.theme_id for t in feedback.store.list_themes("acme")}  # not pruned yet
+
+    fresh = [f"Again: {t}" for t in banking["pin_blocked"][:8]]
+    new_ids = ingest(feedback, "acme", fresh, source="later")
+    assert all(gone not in themes.db.item_theme_ids("acme", i) for i in new_ids)
+    assert gone not in themes._cache["acme"].ids
+
+
 def test_the_pool_counts_what_live_assignment_put_there(stack, banking) -> None:
     feedback, themes = stack
     load(stack, banking)
