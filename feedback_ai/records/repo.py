@@ -157,7 +157,7 @@ class Records:
         """Write accepted items (pending) and their job in one transaction; return ids.
 
         With `job_id`, the items join that job (a streamed import accepts chunk by chunk)."""
-        job_id = job_id or str(uuid.uuid4())
+        joining, job_id = job_id is not None, job_id or str(uuid.uuid4())
         now = datetime.now(UTC)
         rows: dict[str, dict[str, Any]] = {}  # same id twice in a batch: the later one wins
         for item in items:
@@ -168,13 +168,15 @@ class Records:
         with self.session() as s, s.begin():
             self._add_to_job(s, job_id, workspace, kind, len(item_ids), rejected)
             self._upsert_items(s, list(rows.values()))
-            known = set(
-                s.scalars(
-                    select(JobItem.item_id).where(
-                        JobItem.job_id == job_id, JobItem.item_id.in_(item_ids)
+            known: set[str] = set()  # a new job has no rows yet: only a joined one is looked up
+            if joining:
+                known = set(
+                    s.scalars(
+                        select(JobItem.item_id).where(
+                            JobItem.job_id == job_id, JobItem.item_id.in_(item_ids)
+                        )
                     )
                 )
-            )
             fresh = [{"job_id": job_id, "item_id": i} for i in item_ids if i not in known]
             if fresh:  # a bulk INSERT: no ORM objects (they cost a third of accepting a batch)
                 s.execute(insert(JobItem), fresh)
