@@ -79,7 +79,7 @@ class Settings(BaseSettings):
 
     # --- queue
     broker_url: str = "redis://127.0.0.1:6379/0"
-    task_batch_size: int = Field(256, ge=1)  # items per Celery task message
+    task_batch_size: int = Field(1000, ge=1)  # items per Celery task message
     task_max_retries: int = Field(5, ge=0)
     broker_visibility_timeout_s: int = Field(3600, ge=1)  # unacked message redelivery (Redis)
     embedded_workers: int = Field(1, ge=1)

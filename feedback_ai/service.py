@@ -50,11 +50,14 @@ Dispatch = Callable[[str, list[str]], None]  # (job_id, item_ids) -> enqueue
 # How `FeedbackService.process` cuts a batch into parts. While the model embeds one part, the task
 # redacts the next and stores the one before; what it cannot overlap is the first part's NLP and
 # the last part's storing, hence small parts at both ends. Parts between are bigger: the model
-# pads less in bigger batches, and the ONNX embedder deals a part out to one lane per CPU. With
-# lanes, parts of 64 left each lane runs of 32 texts: parts of 128 ran faster in every one of three
-# interleaved in-process rounds (252-269 vs 212-251 items/s), and end to end see bench_ingest.json.
-PIPELINE_PART = 128
+# pads less in bigger batches, and the ONNX embedder deals a part out to one lane per CPU. Each
+# part goes to the model as one batch (`PIPELINE_EMBED_BATCH` texts, up to 2 mentions an item),
+# not in batches of `embed_batch_size`: a model run has a fixed cost (~0.7 ms) and short runs cost
+# more per token. Parts of 256 in one batch, with task messages of 1,000 items, took bench_ingest
+# from 0.573 to 0.658 of raw on a 2-core AVX2 EPYC (0.533 -> 0.691 on an Intel Xeon).
+PIPELINE_PART = 256
 PIPELINE_EDGE = 16
+PIPELINE_EMBED_BATCH = 512
 
 
 def pipeline_parts(n: int, part: int = PIPELINE_PART, edge: int = PIPELINE_EDGE) -> list[slice]:
@@ -211,7 +214,8 @@ class FeedbackService:
         scores: Sequence[float | None] = [None] * len(texts)
         if self.sentiment:
             scores = self.sentiment.score(texts)
-        return _Part(ok, failures, scores, model.submit(self.embedder.embed, texts))
+        vectors = model.submit(self.embedder.embed, texts, None, PIPELINE_EMBED_BATCH)
+        return _Part(ok, failures, scores, vectors)
 
     def _finish(self, job_id: str, part: _Part, totals: dict[str, int]) -> None:
         """Wait for the part's vectors, write its points, assign themes, mark its items."""

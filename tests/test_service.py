@@ -29,12 +29,15 @@ class FlakyEmbedder(HashEmbedder):
         self.calls, self.fail_on = 0, fail_on
 
     def embed(
-        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+        self,
+        texts: Sequence[str],
+        progress: Callable[[int], None] | None = None,
+        batch_size: int | None = None,
     ) -> np.ndarray:
         self.calls += 1
         if self.calls == self.fail_on:
             raise RuntimeError("model went away")
-        return super().embed(texts, progress)
+        return super().embed(texts, progress, batch_size)
 
 
 class HandshakeEmbedder(HashEmbedder):

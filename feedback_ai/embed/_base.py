@@ -23,9 +23,13 @@ class Embedder(abc.ABC):
         """Embed one batch; returns (len(texts), dim) float32, rows L2-normalised."""
 
     def embed(
-        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+        self,
+        texts: Sequence[str],
+        progress: Callable[[int], None] | None = None,
+        batch_size: int | None = None,
     ) -> np.ndarray:
-        """Embed any number of texts in batches of `batch_size`; `progress(n)` after each batch.
+        """Embed any number of texts in batches of `batch_size` (default: the embedder's);
+        `progress(n)` after each batch.
 
         Texts are batched in order of length (rows come back in input order), so each batch pads
         to a length close to that of its texts instead of to the longest text in the input.
@@ -33,9 +37,10 @@ class Embedder(abc.ABC):
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
+        size = batch_size or self.batch_size
         order = np.argsort([len(t) for t in texts], kind="stable")
-        for start in range(0, len(texts), self.batch_size):
-            idx = order[start : start + self.batch_size]
+        for start in range(0, len(texts), size):
+            idx = order[start : start + size]
             out[idx] = self.embed_batch([texts[i] for i in idx])
             if progress is not None:
                 progress(len(idx))

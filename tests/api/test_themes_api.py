@@ -142,14 +142,19 @@ def test_live_assignment_and_an_emerging_theme(env: Env, banking: dict[str, list
     alerts = env.get("/v1/themes/alerts", at=(NOW + timedelta(days=1)).isoformat())["alerts"]
     assert emerging[0]["id"] in [a["theme_id"] for a in alerts if a["kind"] == "new_theme"]
 
+    # Variants of a theme's own queries join it live. The threshold is the 5% quantile of all
+    # members' similarity to their centroid, so a loose theme such as this one keeps fewer than
+    # 95% (live coverage of the BANKING77 test split is 94%): ask for 70% of all 40 of them,
+    # not 4 of 5, so that a query or two near the threshold (vectors shift a little with the
+    # CPU's int8 kernels and with which texts share a model run) cannot decide the test.
     known = [
         {"text": t + " please", "source": "nps", "created_at": NOW.isoformat()}
-        for t in banking["exchange_rate"][:5]
+        for t in banking["exchange_rate"]
     ]
     env.ingest(known)
     theme = by_intent(env, banking)["exchange_rate"]
     page = env.get(f"/v1/themes/{theme}/feedback", limit=200)
-    assert sum(i["origin"] == "live" for i in page["items"]) >= 4
+    assert sum(i["origin"] == "live" for i in page["items"]) >= 28
 
 
 def test_edits_through_the_api(env: Env, banking: dict[str, list[str]]) -> None:
