@@ -52,6 +52,7 @@ _CUE_AFTER = {"here", "said", "says", "told", "wrote", "mentioned", "replied", "
 _CUE_AFTER |= {"helped", "explained", "suggested", "asked", "from"}
 _NAME_CHARS = re.compile(r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*")
 _JOINERS = {"-", "'", "\u2019"}
+_SENTENCE_ENDS = {".", "!", "?", "...", "\u2026"}
 _MAC = re.compile(r"(?:Mc|Mac)[A-Z][a-z]+")
 
 
@@ -68,9 +69,17 @@ def is_candidate(token: Token) -> bool:
     word, not a sentence-initial stop word) next to another one, or in a name context."""
     if not _name_shaped(token) or token.lower_ in _GENERIC or token.lower_ in _LEADING:
         return False
-    if token.is_sent_start and token.lower_ in STOP_WORDS:
+    if token.lower_ in STOP_WORDS and starts_sentence(token):
         return False
     return _has_name_neighbour(token) or _in_name_context(token)
+
+
+def starts_sentence(token: Token) -> bool:
+    """The sentence annotation where the doc has one; short docs have none (see
+    `spacy_nlp.SentenceGate`): then the first token, or one after a full stop, ! or ?."""
+    if token.doc.has_annotation("SENT_START"):
+        return bool(token.is_sent_start)
+    return token.i == 0 or token.doc[token.i - 1].text in _SENTENCE_ENDS
 
 
 def _has_name_neighbour(token: Token) -> bool:

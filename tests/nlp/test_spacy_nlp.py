@@ -131,6 +131,19 @@ def test_text_long_only_once_redacted_is_split(processor: SpacyTextProcessor) ->
     assert result.mentions == ["Write to [EMAIL] today."] * 12
 
 
+def test_sentences_only_where_a_split_can_happen(trained: SpacyTextProcessor) -> None:
+    """The senter runs on texts long enough to split; short ones keep a sentence-start rule for
+    the name filter (a stop word after a full stop opens a sentence)."""
+    from feedback_ai.nlp.names import starts_sentence
+
+    short, long = trained.nlp.pipe(["Thanks. The Export fails on Monday.", LONG])
+    assert not short.has_annotation("SENT_START") and long.has_annotation("SENT_START")
+    assert [t.text for t in short if starts_sentence(t)] == ["Thanks", "The"]
+    assert trained.process(["Thanks. The Export fails on Monday."])[0].mentions == [
+        "Thanks. The Export fails on Monday."
+    ]
+
+
 def test_batch_keeps_order_and_never_returns_no_mentions(processor: SpacyTextProcessor) -> None:
     texts = ["", "  ", "ok", "Thanks!", LONG, "call me: +44 7700 900123"]
     results = processor.process(texts)
