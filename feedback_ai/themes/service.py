@@ -214,7 +214,7 @@ class ThemeService:
         )
         self._prune_centroids(workspace, {s.theme_id for s in live})
         self.db.pool_checked(workspace)
-        caught_up = self.catch_up(workspace, set(corpus.item_ids), started)
+        caught_up = self.catch_up(workspace, started)
         seconds = clock.done()
         return {
             "taxonomy_version": version,
@@ -224,14 +224,15 @@ class ThemeService:
             "peak_rss_mb": clock.peak_rss_mb,
         }
 
-    def catch_up(self, workspace: str, seen: set[str], since: datetime) -> int:
-        """Assign again the items stored while a refit ran that its corpus missed: live
+    def catch_up(self, workspace: str, since: datetime) -> int:
+        """Assign again the items stored while a refit ran: those its corpus missed (live
         assignment placed them against the old themes, and the refit's commit replaced every
-        refit/live row. Returns how many items were assigned again."""
+        refit/live row) and those re-sent with new text (the corpus held their old vectors).
+        Returns how many items were assigned again."""
         from feedback_ai import ids
         from feedback_ai.store import _payload as pl
 
-        late = [(i, n) for i, n in self.db.stored_since(workspace, since) if i not in seen]
+        late = self.db.stored_since(workspace, since)
         for start in range(0, len(late), 2_000):
             chunk = late[start : start + 2_000]
             point_ids = [ids.mention_id(i, k) for i, n in chunk for k in range(n)]

@@ -133,7 +133,39 @@ def test_items_stored_during_a_refit_are_assigned_after_it(stack, banking, monke
     home = theme_of_intent(themes, {**intent_of, **dict.fromkeys(late, "-")}, "card_arrival")
     placed = [themes.db.item_theme_ids("acme", i) for i in late]
     assert all(placed) and Counter(t for p in placed for t in p).most_common(1)[0][0] == home
+    monkeypatch.undo()  # no more ingest inside a refit
     assert themes.refit("acme")["caught_up"] == 0  # the next refit's corpus holds them
+
+
+def test_items_updated_during_a_refit_follow_their_new_text(stack, banking, monkeypatch) -> None:
+    """An item re-sent with new text while a refit runs: the refit's corpus holds its old vector,
+    so its commit would place the item by the old text; it is assigned again by the new one."""
+    from feedback_ai import ids
+
+    feedback, themes = stack
+    intent_of = load(stack, banking)
+
+    def send(texts: list[str]) -> list[str]:
+        items = [{"text": t, "source": "crm", "external_id": f"t{n}"} for n, t in enumerate(texts)]
+        feedback.submit("acme", items, lambda job, batch: feedback.process(job, batch))
+        return [ids.item_id("acme", "crm", f"t{n}", "") for n in range(len(texts))]
+
+    updated = send([f"Still: {t}" for t in banking["pin_blocked"][:6]])
+    themes.refit("acme")
+    loaded = themes.load
+
+    def load_then_update(workspace: str, progress: Any) -> Any:
+        corpus = loaded(workspace, progress)
+        send([f"Still: {t}" for t in banking["card_arrival"][:6]])  # same ids, new texts
+        return corpus
+
+    monkeypatch.setattr(themes, "load", load_then_update)
+    result = themes.refit("acme")
+
+    assert result["caught_up"] >= len(updated)
+    home = theme_of_intent(themes, {**intent_of, **dict.fromkeys(updated, "-")}, "card_arrival")
+    placed = [themes.db.item_theme_ids("acme", i) for i in updated]
+    assert all(placed) and Counter(t for p in placed for t in p).most_common(1)[0][0] == home
 
 
 def test_live_assignment_ignores_centroids_of_themes_the_registry_retired(stack, banking) -> None:
