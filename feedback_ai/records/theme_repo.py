@@ -181,6 +181,7 @@ class ThemeRecords:
         unpool: Sequence[str] = (),
         constraint: tuple[str, dict[str, Any]] | None = None,
         model: dict[str, Any] | None = None,
+        orphans: list[str] | None = None,
     ) -> int:
         """Apply a change and return the new taxonomy version.
 
@@ -188,9 +189,16 @@ class ThemeRecords:
         these, given in chunks (a refit builds them chunk by chunk: bounded memory);
         `add_rows`: upserted; `drop_items`: those items' non-manual rows removed first;
         `drop_themes`: every row of those themes removed first; `remove`: (item, theme) rows
-        removed; `pool`: replaces the pool; `unpool`: point ids leaving it."""
+        removed; `pool`: replaces the pool; `unpool`: point ids leaving it. `orphans`, if
+        given, receives the items that lose their last row here: items placed in a dropped
+        theme (live assignment, between the caller's reads and this transaction) that
+        `add_rows` does not place; the caller assigns them again."""
         with self.session() as s, s.begin():
-            version = self._bump(s, workspace, model)
+            version = self._bump(
+                s, workspace, model
+            )  # the write lock first: reads below are current
+            if orphans is not None and drop_themes:
+                orphans.extend(self._orphans(s, workspace, drop_themes, add_rows))
             for state in states:
                 self._save_theme(s, workspace, version, state)
             s.add_all(
@@ -228,6 +236,28 @@ class ThemeRecords:
             self._rows(s, workspace, replace_rows, add_rows, drop_items)
             self._pool(s, workspace, pool, unpool)
             return version
+
+    @staticmethod
+    def _orphans(
+        s: Session, workspace: str, drop_themes: Sequence[str], add: Sequence[dict[str, Any]]
+    ) -> list[str]:
+        ws = ItemTheme.workspace_id == workspace
+        dropped = set(
+            s.scalars(select(ItemTheme.item_id).where(ws, ItemTheme.theme_id.in_(drop_themes)))
+        )
+        dropped -= {r["item_id"] for r in add}
+        if not dropped:
+            return []
+        elsewhere = set(
+            s.scalars(
+                select(ItemTheme.item_id).where(
+                    ws,
+                    ItemTheme.item_id.in_(sorted(dropped)),
+                    ItemTheme.theme_id.not_in(drop_themes),
+                )
+            )
+        )
+        return sorted(dropped - elsewhere)
 
     @staticmethod
     def _bump(s: Session, workspace: str, model: dict[str, Any] | None) -> int:

@@ -67,6 +67,7 @@ def merge(svc: ThemeService, workspace: str, source: str, into: str, actor: str)
     rows = _moved_rows(svc, workspace, source, into)
     svc.store.upsert_themes([ThemePoint(workspace, into, joined, dst.label, dst.status)])
     items = len({r["item_id"] for r in rows} | set(svc.db.theme_items(workspace, into)))
+    orphans: list[str] = []
     version = svc.db.commit(
         workspace,
         actor,
@@ -78,8 +79,10 @@ def merge(svc: ThemeService, workspace: str, source: str, into: str, actor: str)
         add_rows=rows,
         drop_themes=[source],
         constraint=("merge", {"from": source, "into": into, "centroid": a.tolist()}),
+        orphans=orphans,
     )
     svc.store.delete_themes(workspace, [source])
+    svc.reassign(workspace, orphans)
     return version
 
 
@@ -119,6 +122,7 @@ def split(svc: ThemeService, workspace: str, theme_id: str, n: int, actor: str) 
     svc.store.upsert_themes(
         [ThemePoint(workspace, names[k], cents[k], theme.label, theme.status) for k in names]
     )
+    orphans: list[str] = []
     svc.db.commit(
         workspace,
         actor,
@@ -127,7 +131,9 @@ def split(svc: ThemeService, workspace: str, theme_id: str, n: int, actor: str) 
         add_rows=rows,
         drop_themes=[theme_id],
         constraint=("split", {"parts": {names[k]: cents[k].tolist() for k in names}}),
+        orphans=orphans,
     )
+    svc.reassign(workspace, orphans)
     return [names[int(k)] for k in order]
 
 

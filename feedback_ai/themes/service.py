@@ -229,22 +229,35 @@ class ThemeService:
         assignment placed them against the old themes, and the refit's commit replaced every
         refit/live row) and those re-sent with new text (the corpus held their old vectors).
         Returns how many items were assigned again."""
-        from feedback_ai import ids
-        from feedback_ai.store import _payload as pl
-
         late = self.db.stored_since(workspace, since)
-        for start in range(0, len(late), 2_000):
-            chunk = late[start : start + 2_000]
-            point_ids = [ids.mention_id(i, k) for i, n in chunk for k in range(n)]
-            found = self.store.retrieve(workspace, point_ids, with_vectors=True)
-            points = [pl.to_point(m.id, m.vector, m.payload) for m in found if m.vector is not None]
-            if points:
-                self._assign(workspace, points)
+        self._assign_stored(workspace, late)
         if late:
             log.info(
                 "workspace %s: %d items stored during the refit assigned", workspace, len(late)
             )
         return len(late)
+
+    def reassign(self, workspace: str, item_ids: Sequence[str]) -> None:
+        """Assign stored items again against the current themes (an edit's `orphans`)."""
+        if item_ids:
+            counts = self.db.mention_counts(workspace, item_ids)
+            self._assign_stored(workspace, list(counts.items()))
+            log.info(
+                "workspace %s: %d items placed during an edit assigned", workspace, len(counts)
+            )
+
+    def _assign_stored(self, workspace: str, items: Sequence[tuple[str, int]]) -> None:
+        """Live assignment of stored items, (item id, mention count) pairs, from their vectors."""
+        from feedback_ai import ids
+        from feedback_ai.store import _payload as pl
+
+        for start in range(0, len(items), 2_000):
+            chunk = items[start : start + 2_000]
+            point_ids = [ids.mention_id(i, k) for i, n in chunk for k in range(n)]
+            found = self.store.retrieve(workspace, point_ids, with_vectors=True)
+            points = [pl.to_point(m.id, m.vector, m.payload) for m in found if m.vector is not None]
+            if points:
+                self._assign(workspace, points)
 
     def options(self) -> planner.Options:
         s = self.settings

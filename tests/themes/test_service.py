@@ -231,6 +231,40 @@ def test_human_edits_survive_a_refit(stack, banking) -> None:
     assert {("renamed", "alice"), ("merged", "bob"), ("moved", "carol")} <= set(kinds)
 
 
+def test_items_placed_during_a_merge_or_split_are_not_dropped(stack, banking, monkeypatch):
+    """Live assignment may place items in a theme between an edit's reads and its commit,
+    which drops that theme's rows: those items are assigned again after it (before, they were
+    left in no theme and not in the pool)."""
+    feedback, themes = stack
+    intent_of = load(stack, banking)
+    themes.refit("acme")
+    source = theme_of_intent(themes, intent_of, "pin_blocked")
+    target = theme_of_intent(themes, intent_of, "lost_or_stolen_card")
+    commit, late, texts = themes.db.commit, [], [f"Again: {t}" for t in banking["pin_blocked"][:5]]
+
+    def ingest_then_commit(*args: Any, **kwargs: Any) -> int:
+        if kwargs.get("drop_themes") and not late:  # placed in the theme about to be dropped
+            fresh = ingest(feedback, "acme", texts)
+            late.extend(i for i in fresh if source in themes.db.item_theme_ids("acme", i))
+            assert late
+        return commit(*args, **kwargs)
+
+    def placed(item: str) -> list[str]:  # its themes, or ["pool"]
+        pooled = {m.item_id for m in themes.db.pool("acme", 10_000)}
+        return themes.db.item_theme_ids("acme", item) or (["pool"] if item in pooled else [])
+
+    monkeypatch.setattr(themes.db, "commit", ingest_then_commit)
+    edits.merge(themes, "acme", source, target, "bob")
+    assert all(placed(i) for i in late)  # a theme (nearest after the edit) or the pool
+    assert Counter(t for i in late for t in placed(i)).most_common(1)[0][0] == target
+
+    late.clear()  # the same during a split of the target
+    source, texts = target, [f"Once more: {t}" for t in banking["lost_or_stolen_card"][:5]]
+    parts = edits.split(themes, "acme", target, 2, "dana")
+    assert late and all(placed(i) for i in late)
+    assert Counter(t for i in late for t in placed(i)).most_common(1)[0][0] in parts
+
+
 def test_a_persons_split_is_kept_apart_by_the_next_refit(stack, banking) -> None:
     _, themes = stack
     load(stack, banking)
