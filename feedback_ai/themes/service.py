@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -97,6 +97,22 @@ class _Centroids:
     ids: list[str]
     matrix: np.ndarray
     threshold: float
+    # Merged-away themes' centroids (a person's merge constraints), each standing for the live
+    # theme at the end of its merge chain (`ghost_owner`: index into `ids`): feedback like a
+    # merged theme joins its target, as refits fold such clusters into it.
+    ghosts: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    ghost_owner: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def nearest(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per vector: the index into `ids` of its theme (or -1 below the threshold), and its
+        similarity to the nearest centroid or merged-away centroid."""
+        best, sims = fitting.nearest(vectors, self.matrix, self.threshold)
+        if len(self.ghosts):
+            ghost, ghost_sims = fitting.nearest(vectors, self.ghosts, self.threshold)
+            owner = np.where(ghost >= 0, self.ghost_owner[np.maximum(ghost, 0)], -1)
+            closer = ghost_sims > sims
+            best, sims = np.where(closer, owner, best), np.maximum(sims, ghost_sims)
+        return best, sims
 
 
 class ThemeService:
@@ -441,7 +457,7 @@ class ThemeService:
         cents: _Centroids,
     ) -> tuple[int, int | None]:
         vectors = np.stack([p.vector for p in points]).astype(np.float32)
-        best, sims = fitting.nearest(vectors, cents.matrix, cents.threshold)
+        best, sims = cents.nearest(vectors)
         scores = [np.nan if p.sentiment is None else p.sentiment for p in points]
         grouped = by_item([p.item_id for p in points], best, sims, scores)
         fields_of = self.db.item_fields if fields is None else lambda _ws, _ids: fields
@@ -481,10 +497,29 @@ class ThemeService:
         themes = [t for t in self.store.list_themes(workspace) if t.theme_id in registered]
         threshold = float((tax.model or {}).get("assign_threshold", 1.0))
         matrix = np.stack([t.vector for t in themes]) if themes else np.zeros((0, self.store.dim))
-        fresh = _Centroids(tax.version, [t.theme_id for t in themes], matrix, threshold)
+        ids_ = [t.theme_id for t in themes]
+        fresh = _Centroids(tax.version, ids_, matrix, threshold, *self._ghosts(workspace, ids_))
         with self._lock:
             self._cache[workspace] = fresh
         return fresh if fresh.ids else None
+
+    def _ghosts(self, workspace: str, live: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Centroids of merged-away themes and the index in `live` of the theme each now
+        stands for (merge chains followed; a chain that ends outside `live` is left out)."""
+        index = {t: i for i, t in enumerate(live)}
+        merged = {t.id: t.merged_into for t in self.db.themes(workspace, ("merged",))}
+        rows, owners = [], []
+        for c in self.db.constraints(workspace, "merge"):
+            into, seen = c.data["into"], set()
+            while into not in index and merged.get(into) and into not in seen:
+                seen.add(into)
+                into = merged[into]
+            if into in index:
+                rows.append(np.asarray(c.data["centroid"], np.float32))
+                owners.append(index[into])
+        if not rows:
+            return np.zeros((0, self.store.dim), np.float32), np.zeros(0, np.int64)
+        return np.stack(rows), np.asarray(owners, np.int64)
 
     def _cached_centroids(self, workspace: str) -> _Centroids | None:
         """The cached centroids if there are any, unchecked (the caller's write checks the

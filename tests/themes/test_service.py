@@ -265,6 +265,21 @@ def test_items_placed_during_a_merge_or_split_are_not_dropped(stack, banking, mo
     assert Counter(t for i in late for t in placed(i)).most_common(1)[0][0] in parts
 
 
+def test_after_a_merge_feedback_like_the_merged_theme_joins_its_target(stack, banking) -> None:
+    """Live assignment weighs the merged-away centroid for the target, as refits fold such
+    clusters into it: new feedback like the merged theme neither forms it again in the pool
+    nor scatters."""
+    feedback, themes = stack
+    intent_of = load(stack, banking)
+    themes.refit("acme")
+    source = theme_of_intent(themes, intent_of, "pin_blocked")
+    target = theme_of_intent(themes, intent_of, "lost_or_stolen_card")
+    edits.merge(themes, "acme", source, target, "bob")
+    new = ingest(feedback, "acme", [f"Again: {t}" for t in banking["pin_blocked"][:20]])
+    placed = Counter(t for i in new for t in themes.db.item_theme_ids("acme", i))
+    assert placed[target] >= 18  # 90%, about live coverage; 16 of 20 without the merged centroid
+
+
 def test_a_persons_split_is_kept_apart_by_the_next_refit(stack, banking) -> None:
     _, themes = stack
     load(stack, banking)
