@@ -48,5 +48,13 @@ def test_plan_is_contiguous_and_as_cheap_as_any(lengths: list[int], run_cost: in
     assert _cost(lengths, runs, run_cost) == cheapest
 
 
+def test_runs_are_capped_in_padded_tokens() -> None:
+    """Attention memory grows with run size x length^2: long texts go in smaller runs."""
+    runs = plan_runs([256] * 512, max_tokens=8_192)
+    assert [end - start for start, end in runs] == [32] * 16
+    assert plan_runs([20] * 256, max_tokens=8_192) == [(0, 256)]  # short feedback: one run
+    assert plan_runs([5, 900], run_cost=10_000, max_tokens=100) == [(0, 1), (1, 2)]
+
+
 def test_empty_batch_has_no_runs() -> None:
     assert plan_runs([]) == []
