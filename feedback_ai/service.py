@@ -54,10 +54,12 @@ Dispatch = Callable[[str, list[str]], None]  # (job_id, item_ids) -> enqueue
 # part goes to the model as one batch (`PIPELINE_EMBED_BATCH` texts, up to 2 mentions an item),
 # not in batches of `embed_batch_size`: a model run has a fixed cost (~0.7 ms) and short runs cost
 # more per token. Parts of 256 in one batch, with task messages of 1,000 items, took bench_ingest
-# from 0.573 to 0.658 of raw on a 2-core AVX2 EPYC (0.533 -> 0.691 on an Intel Xeon).
-PIPELINE_PART = 256
+# from 0.573 to 0.658 of raw on a 2-core AVX2 EPYC (0.533 -> 0.691 on an Intel Xeon); parts of
+# 512 from 0.617 to 0.645 (means of 8 and 4 runs) on a 2-core AMX Xeon, where the model is ~4x
+# faster and the rest of the pipeline weighs more.
+PIPELINE_PART = 512
 PIPELINE_EDGE = 16
-PIPELINE_EMBED_BATCH = 512
+PIPELINE_EMBED_BATCH = 1024
 
 
 def pipeline_parts(n: int, part: int = PIPELINE_PART, edge: int = PIPELINE_EDGE) -> list[slice]:

@@ -72,7 +72,7 @@ def service(tmp_path: Path) -> Iterator[FeedbackService]:
         data_dir=tmp_path,
         store_backend=StoreBackend.qdrant,
         qdrant_url=":memory:",
-        task_batch_size=1_000,
+        task_batch_size=N,
         models_dir=Path("models"),
     )
     svc = build_service(settings, embedder=HashEmbedder(), nlp=PassthroughNLP())
