@@ -182,6 +182,7 @@ class ThemeRecords:
         constraint: tuple[str, dict[str, Any]] | None = None,
         model: dict[str, Any] | None = None,
         orphans: list[str] | None = None,
+        merge_rows: tuple[str, str] | None = None,
     ) -> int:
         """Apply a change and return the new taxonomy version.
 
@@ -192,11 +193,16 @@ class ThemeRecords:
         removed; `pool`: replaces the pool; `unpool`: point ids leaving it. `orphans`, if
         given, receives the items that lose their last row here: items placed in a dropped
         theme (live assignment, between the caller's reads and this transaction) that
-        `add_rows` does not place; the caller assigns them again."""
+        `add_rows` does not place; the caller assigns them again. `merge_rows` (source, into):
+        the source's rows are re-pointed at `into` (an item in both keeps one row) and `into`'s
+        item count is set, both read under the write lock, so no row written or deleted since
+        the caller's reads (live assignment, a deleted item) is lost or brought back."""
         with self.session() as s, s.begin():
             version = self._bump(
                 s, workspace, model
             )  # the write lock first: reads below are current
+            if merge_rows is not None:
+                add_rows = [*add_rows, *_merged_rows(s, workspace, *merge_rows)]
             if orphans is not None and drop_themes:
                 orphans.extend(self._orphans(s, workspace, drop_themes, add_rows))
             for state in states:
@@ -235,7 +241,19 @@ class ThemeRecords:
                 )
             self._rows(s, workspace, replace_rows, add_rows, drop_items)
             self._pool(s, workspace, pool, unpool)
+            if merge_rows is not None:
+                self._count_items(s, workspace, merge_rows[1])
             return version
+
+    @staticmethod
+    def _count_items(s: Session, workspace: str, theme_id: str) -> None:
+        """Set a theme's item count from its rows (flushed first: this transaction's count)."""
+        s.flush()
+        theme = s.get(Theme, theme_id)
+        if theme is not None:
+            where = (ItemTheme.workspace_id == workspace, ItemTheme.theme_id == theme_id)
+            q = select(func.count(func.distinct(ItemTheme.item_id))).where(*where)
+            theme.items = int(s.scalar(q) or 0)
 
     @staticmethod
     def _orphans(
@@ -479,12 +497,8 @@ class ThemeRecords:
 
     def theme_rows(self, workspace: str, theme_id: str) -> list[dict[str, Any]]:
         """Every row of one theme, as dicts ready to be written back."""
-        columns = ItemTheme.__table__.columns
         with self.session() as s:
-            q = select(ItemTheme).where(
-                ItemTheme.workspace_id == workspace, ItemTheme.theme_id == theme_id
-            )
-            return [{c.key: getattr(r, c.key) for c in columns} for r in s.scalars(q)]
+            return _theme_rows(s, workspace, theme_id)
 
     def theme_items(self, workspace: str, theme_id: str) -> list[str]:
         with self.session() as s:
@@ -614,3 +628,24 @@ def _upsert(s: Session, table: Any, rows: list[dict[str, Any]], keys: Sequence[s
     stmt = _upsert_statement(dialect, table, tuple(rows[0]), tuple(keys))
     for start in range(0, len(rows), 10_000):  # through the session: it flushes pending ORM rows
         s.execute(stmt, rows[start : start + 10_000])
+
+
+def _theme_rows(s: Session, workspace: str, theme_id: str) -> list[dict[str, Any]]:
+    columns = ItemTheme.__table__.columns
+    q = select(ItemTheme).where(ItemTheme.workspace_id == workspace, ItemTheme.theme_id == theme_id)
+    return [{c.key: getattr(r, c.key) for c in columns} for r in s.scalars(q)]
+
+
+def _merged_rows(s: Session, workspace: str, source: str, into: str) -> list[dict[str, Any]]:
+    """The source's rows re-pointed at the target; an item already in both keeps one row."""
+    have = {r["item_id"]: r for r in _theme_rows(s, workspace, into)}
+    out = []
+    for row in _theme_rows(s, workspace, source):
+        row["theme_id"] = into
+        mine = have.get(row["item_id"])
+        if mine is not None:
+            row["mentions"] += mine["mentions"]
+            row["similarity"] = max(row["similarity"], mine["similarity"])
+            row["origin"] = "manual" if "manual" in (row["origin"], mine["origin"]) else "live"
+        out.append(row)
+    return out

@@ -64,19 +64,17 @@ def merge(svc: ThemeService, workspace: str, source: str, into: str, actor: str)
     a, b = _centroid(svc, workspace, source), _centroid(svc, workspace, into)
     joined = a * max(src.mentions, 1) + b * max(dst.mentions, 1)
     joined /= max(float(np.linalg.norm(joined)), 1e-12)
-    rows = _moved_rows(svc, workspace, source, into)
     svc.store.upsert_themes([ThemePoint(workspace, into, joined, dst.label, dst.status)])
-    items = len({r["item_id"] for r in rows} | set(svc.db.theme_items(workspace, into)))
     orphans: list[str] = []
     version = svc.db.commit(
         workspace,
         actor,
         [
             ThemeState(source, status="merged", merged_into=into),
-            ThemeState(into, status=dst.status, items=items, mentions=dst.mentions + src.mentions),
+            ThemeState(into, status=dst.status, mentions=dst.mentions + src.mentions),
         ],
         [Event(source, "merged", into, {"by": "person"})],
-        add_rows=rows,
+        merge_rows=(source, into),  # the rows moved, and the target's item count, under its lock
         drop_themes=[source],
         constraint=("merge", {"from": source, "into": into, "centroid": a.tolist()}),
         orphans=orphans,
@@ -84,21 +82,6 @@ def merge(svc: ThemeService, workspace: str, source: str, into: str, actor: str)
     svc.store.delete_themes(workspace, [source])
     svc.reassign(workspace, orphans)
     return version
-
-
-def _moved_rows(svc: ThemeService, workspace: str, source: str, into: str) -> list[dict[str, Any]]:
-    """The source's rows re-pointed at the target; an item already in both keeps one row."""
-    have = {r["item_id"]: r for r in svc.db.theme_rows(workspace, into)}
-    out = []
-    for row in svc.db.theme_rows(workspace, source):
-        row["theme_id"] = into
-        mine = have.get(row["item_id"])
-        if mine is not None:
-            row["mentions"] += mine["mentions"]
-            row["similarity"] = max(row["similarity"], mine["similarity"])
-            row["origin"] = "manual" if "manual" in (row["origin"], mine["origin"]) else "live"
-        out.append(row)
-    return out
 
 
 def split(svc: ThemeService, workspace: str, theme_id: str, n: int, actor: str) -> list[str]:

@@ -265,6 +265,30 @@ def test_items_placed_during_a_merge_or_split_are_not_dropped(stack, banking, mo
     assert Counter(t for i in late for t in placed(i)).most_common(1)[0][0] in parts
 
 
+def test_an_item_deleted_during_a_merge_stays_deleted(stack, banking, monkeypatch) -> None:
+    """A merge moves the source's rows as they are when it commits: an item deleted between
+    the edit's reads and its commit does not come back in the target (before, the rows read
+    first were written back), and the target counts the items it holds then."""
+    feedback, themes = stack
+    intent_of = load(stack, banking)
+    themes.refit("acme")
+    source = theme_of_intent(themes, intent_of, "pin_blocked")
+    target = theme_of_intent(themes, intent_of, "lost_or_stolen_card")
+    gone = themes.db.theme_items("acme", source)[0]
+    commit = themes.db.commit
+
+    def delete_then_commit(*args: Any, **kwargs: Any) -> int:
+        feedback.delete("acme", gone)
+        return commit(*args, **kwargs)
+
+    monkeypatch.setattr(themes.db, "commit", delete_then_commit)
+    edits.merge(themes, "acme", source, target, "bob")
+    assert themes.db.item_theme_ids("acme", gone) == []
+    held = set(themes.db.theme_items("acme", target))
+    assert gone not in held
+    assert next(t for t in themes.db.themes("acme") if t.id == target).items == len(held)
+
+
 def test_after_a_merge_feedback_like_the_merged_theme_joins_its_target(stack, banking) -> None:
     """Live assignment weighs the merged-away centroid for the target, as refits fold such
     clusters into it: new feedback like the merged theme neither forms it again in the pool
