@@ -183,6 +183,7 @@ class ThemeRecords:
         model: dict[str, Any] | None = None,
         orphans: list[str] | None = None,
         merge_rows: tuple[str, str] | None = None,
+        held_only: bool = False,
     ) -> int:
         """Apply a change and return the new taxonomy version.
 
@@ -196,11 +197,17 @@ class ThemeRecords:
         `add_rows` does not place; the caller assigns them again. `merge_rows` (source, into):
         the source's rows are re-pointed at `into` (an item in both keeps one row) and `into`'s
         item count is set, both read under the write lock, so no row written or deleted since
-        the caller's reads (live assignment, a deleted item) is lost or brought back."""
+        the caller's reads (live assignment, a deleted item) is lost or brought back.
+        `held_only`: `add_rows` are for items the dropped themes held when the caller read them;
+        rows of items that hold none there now (deleted meanwhile) are skipped."""
         with self.session() as s, s.begin():
             version = self._bump(
                 s, workspace, model
             )  # the write lock first: reads below are current
+            if held_only and drop_themes:
+                where = (ItemTheme.workspace_id == workspace, ItemTheme.theme_id.in_(drop_themes))
+                held = set(s.scalars(select(ItemTheme.item_id).where(*where)))
+                add_rows = [row for row in add_rows if row["item_id"] in held]
             if merge_rows is not None:
                 add_rows = [*add_rows, *_merged_rows(s, workspace, *merge_rows)]
             if orphans is not None and drop_themes:

@@ -113,6 +113,7 @@ def split(svc: ThemeService, workspace: str, theme_id: str, n: int, actor: str) 
         [Event(names[k], "split", theme_id, {"by": "person"}) for k in names if k != order[0]],
         add_rows=rows,
         drop_themes=[theme_id],
+        held_only=True,  # an item deleted since the reads above gets no row back
         constraint=("split", {"parts": {names[k]: cents[k].tolist() for k in names}}),
         orphans=orphans,
     )

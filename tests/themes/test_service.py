@@ -265,10 +265,11 @@ def test_items_placed_during_a_merge_or_split_are_not_dropped(stack, banking, mo
     assert Counter(t for i in late for t in placed(i)).most_common(1)[0][0] in parts
 
 
-def test_an_item_deleted_during_a_merge_stays_deleted(stack, banking, monkeypatch) -> None:
+def test_an_item_deleted_during_a_merge_or_split_stays_deleted(stack, banking, monkeypatch):
     """A merge moves the source's rows as they are when it commits: an item deleted between
     the edit's reads and its commit does not come back in the target (before, the rows read
-    first were written back), and the target counts the items it holds then."""
+    first were written back), and the target counts the items it holds then. A split writes
+    no row for an item deleted since it read the theme's mentions."""
     feedback, themes = stack
     intent_of = load(stack, banking)
     themes.refit("acme")
@@ -287,6 +288,11 @@ def test_an_item_deleted_during_a_merge_stays_deleted(stack, banking, monkeypatc
     held = set(themes.db.theme_items("acme", target))
     assert gone not in held
     assert next(t for t in themes.db.themes("acme") if t.id == target).items == len(held)
+
+    gone = themes.db.theme_items("acme", target)[0]  # the same during a split of the target
+    parts = edits.split(themes, "acme", target, 2, "dana")
+    assert themes.db.item_theme_ids("acme", gone) == []
+    assert all(gone not in themes.db.theme_items("acme", part) for part in parts)
 
 
 def test_after_a_merge_feedback_like_the_merged_theme_joins_its_target(stack, banking) -> None:
