@@ -184,6 +184,7 @@ class ThemeRecords:
         orphans: list[str] | None = None,
         merge_rows: tuple[str, str] | None = None,
         held_only: bool = False,
+        recount: Sequence[str] = (),
     ) -> int:
         """Apply a change and return the new taxonomy version.
 
@@ -195,11 +196,13 @@ class ThemeRecords:
         given, receives the items that lose their last row here: items placed in a dropped
         theme (live assignment, between the caller's reads and this transaction) that
         `add_rows` does not place; the caller assigns them again. `merge_rows` (source, into):
-        the source's rows are re-pointed at `into` (an item in both keeps one row) and `into`'s
-        item count is set, both read under the write lock, so no row written or deleted since
-        the caller's reads (live assignment, a deleted item) is lost or brought back.
-        `held_only`: `add_rows` are for items the dropped themes held when the caller read them;
-        rows of items that hold none there now (deleted meanwhile) are skipped."""
+        the source's rows are re-pointed at `into` (an item in both keeps one row) under the
+        write lock, so no row written or deleted since the caller's reads (live assignment, a
+        deleted item) is lost or brought back; `into` is recounted. `held_only`: `add_rows` are
+        for items the dropped themes held when the caller read them; rows of items that hold
+        none there now (deleted meanwhile) are skipped. `recount`: themes whose item and mention
+        counts are set from their rows as this transaction leaves them (any `states` values for
+        them are overwritten), not from the caller's earlier reads."""
         with self.session() as s, s.begin():
             version = self._bump(
                 s, workspace, model
@@ -248,19 +251,31 @@ class ThemeRecords:
                 )
             self._rows(s, workspace, replace_rows, add_rows, drop_items)
             self._pool(s, workspace, pool, unpool)
-            if merge_rows is not None:
-                self._count_items(s, workspace, merge_rows[1])
+            recount = [*recount, *([merge_rows[1]] if merge_rows is not None else [])]
+            self._recount(s, workspace, recount)
             return version
 
     @staticmethod
-    def _count_items(s: Session, workspace: str, theme_id: str) -> None:
-        """Set a theme's item count from its rows (flushed first: this transaction's count)."""
+    def _recount(s: Session, workspace: str, theme_ids: Sequence[str]) -> None:
+        """Set these themes' item and mention counts from their rows (flushed first: the
+        counts this transaction leaves)."""
+        if not theme_ids:
+            return
         s.flush()
-        theme = s.get(Theme, theme_id)
-        if theme is not None:
-            where = (ItemTheme.workspace_id == workspace, ItemTheme.theme_id == theme_id)
-            q = select(func.count(func.distinct(ItemTheme.item_id))).where(*where)
-            theme.items = int(s.scalar(q) or 0)
+        q = (
+            select(
+                ItemTheme.theme_id,
+                func.count(func.distinct(ItemTheme.item_id)),
+                func.coalesce(func.sum(ItemTheme.mentions), 0),
+            )
+            .where(ItemTheme.workspace_id == workspace, ItemTheme.theme_id.in_(theme_ids))
+            .group_by(ItemTheme.theme_id)
+        )
+        counts = {theme_id: (int(n), int(m)) for theme_id, n, m in s.execute(q)}
+        for theme_id in dict.fromkeys(theme_ids):
+            theme = s.get(Theme, theme_id)
+            if theme is not None:
+                theme.items, theme.mentions = counts.get(theme_id, (0, 0))
 
     @staticmethod
     def _orphans(

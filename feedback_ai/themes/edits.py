@@ -71,10 +71,10 @@ def merge(svc: ThemeService, workspace: str, source: str, into: str, actor: str)
         actor,
         [
             ThemeState(source, status="merged", merged_into=into),
-            ThemeState(into, status=dst.status, mentions=dst.mentions + src.mentions),
+            ThemeState(into, status=dst.status),
         ],
         [Event(source, "merged", into, {"by": "person"})],
-        merge_rows=(source, into),  # the rows moved, and the target's item count, under its lock
+        merge_rows=(source, into),  # the rows moved, and the target recounted, under its lock
         drop_themes=[source],
         constraint=("merge", {"from": source, "into": into, "centroid": a.tolist()}),
         orphans=orphans,
@@ -114,6 +114,7 @@ def split(svc: ThemeService, workspace: str, theme_id: str, n: int, actor: str) 
         add_rows=rows,
         drop_themes=[theme_id],
         held_only=True,  # an item deleted since the reads above gets no row back
+        recount=list(names.values()),  # the parts' counts from the rows written, not the reads
         constraint=("split", {"parts": {names[k]: cents[k].tolist() for k in names}}),
         orphans=orphans,
     )

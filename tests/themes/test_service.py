@@ -268,8 +268,9 @@ def test_items_placed_during_a_merge_or_split_are_not_dropped(stack, banking, mo
 def test_an_item_deleted_during_a_merge_or_split_stays_deleted(stack, banking, monkeypatch):
     """A merge moves the source's rows as they are when it commits: an item deleted between
     the edit's reads and its commit does not come back in the target (before, the rows read
-    first were written back), and the target counts the items it holds then. A split writes
-    no row for an item deleted since it read the theme's mentions."""
+    first were written back), and the target counts the items and mentions it holds then. A
+    split writes no row for an item deleted since it read the theme's mentions, and its parts
+    count what they hold, not what it read."""
     feedback, themes = stack
     intent_of = load(stack, banking)
     themes.refit("acme")
@@ -287,12 +288,25 @@ def test_an_item_deleted_during_a_merge_or_split_stays_deleted(stack, banking, m
     assert themes.db.item_theme_ids("acme", gone) == []
     held = set(themes.db.theme_items("acme", target))
     assert gone not in held
-    assert next(t for t in themes.db.themes("acme") if t.id == target).items == len(held)
+    assert counts(themes, target) == held_counts(themes, target)
 
     gone = themes.db.theme_items("acme", target)[0]  # the same during a split of the target
     parts = edits.split(themes, "acme", target, 2, "dana")
     assert themes.db.item_theme_ids("acme", gone) == []
     assert all(gone not in themes.db.theme_items("acme", part) for part in parts)
+    assert all(counts(themes, part) == held_counts(themes, part) for part in parts)
+
+
+def counts(themes: Any, theme_id: str) -> tuple[int, int]:
+    """(items, mentions) as the theme record states them."""
+    theme = themes.db.theme("acme", theme_id)
+    return theme.items, theme.mentions
+
+
+def held_counts(themes: Any, theme_id: str) -> tuple[int, int]:
+    """(items, mentions) of the theme's rows."""
+    rows = themes.db.theme_rows("acme", theme_id)
+    return len({r["item_id"] for r in rows}), sum(r["mentions"] for r in rows)
 
 
 def test_after_a_merge_feedback_like_the_merged_theme_joins_its_target(stack, banking) -> None:
