@@ -23,6 +23,8 @@ keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 themes_app = typer.Typer(help="Themes: refit, list.", no_args_is_help=True)
 app.add_typer(themes_app, name="themes")
+db_app = typer.Typer(help="The records database: schema migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 console = Console(stderr=True)
 
 DataDir = Annotated[
@@ -230,6 +232,43 @@ def keys_create(
         console.print(f"[red]{exc}")
         raise typer.Exit(2) from None
     sys.stdout.write(key + "\n")
+
+
+def _database_url(data_dir: Path | None) -> str:
+    settings = _settings(data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # the SQLite default lives there
+    return settings.resolved_database_url
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None) -> None:
+    """Bring the records database to the newest schema (every process also does it on start)."""
+    from sqlalchemy import create_engine
+
+    from feedback_ai.records import migrate
+
+    engine = create_engine(_database_url(data_dir))
+    before = migrate.current(engine)
+    migrate.upgrade(engine)
+    console.print(f"records schema: {before or 'none'} -> {migrate.current(engine)}")
+
+
+@db_app.command("revision")
+def db_revision(
+    message: Annotated[str, typer.Option("-m", "--message", help="What the change is.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Write a new migration from the difference between the models and a database at the
+    newest revision (for developers: review the generated file before committing it)."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from feedback_ai.records import migrate
+
+    engine = create_engine(_database_url(data_dir))
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        command.revision(migrate.config(conn), message=message, autogenerate=True)
 
 
 @app.command()

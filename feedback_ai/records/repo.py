@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from feedback_ai import ids
 from feedback_ai.errors import NotFound
-from feedback_ai.records.models import ApiKey, Base, Item, Job, JobItem, Workspace, utcnow
+from feedback_ai.records import migrate
+from feedback_ai.records.models import ApiKey, Item, Job, JobItem, Workspace, utcnow
 from feedback_ai.schemas import FeedbackIn, ItemError
 
 SCOPES = ("ingest", "read", "admin")
@@ -70,7 +71,7 @@ class Records:
 
     def __init__(self, url: str, auth_cache_s: float = 30.0) -> None:
         self.engine = _make_engine(url)
-        Base.metadata.create_all(self.engine)
+        migrate.upgrade(self.engine)  # the schema at its newest revision, data kept
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self._principals: TTLCache[str, Principal] | None = (
             TTLCache(maxsize=1024, ttl=auth_cache_s) if auth_cache_s > 0 else None

@@ -1,0 +1,1 @@
+"""Alembic migrations of the system of record (run by `feedback_ai.records.migrate`)."""
