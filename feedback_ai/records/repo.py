@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -50,18 +52,39 @@ class ProcessedItem:
 
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        args = {"check_same_thread": False, "timeout": SQLITE_LOCK_WAIT_S}
+        engine = create_engine(url, connect_args=args)
 
         @event.listens_for(engine, "connect")
         def _pragmas(conn: Any, _record: Any) -> None:  # concurrent readers while a worker writes
             cur = conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            _wal(cur)
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10)
+
+
+SQLITE_LOCK_WAIT_S = 30.0  # as the connections' busy timeout
+
+
+def _wal(cur: Any) -> None:
+    """Put the SQLite file in WAL mode. The mode belongs to the file, so the first connection
+    sets it and later ones find it set. Switching needs the file to itself and SQLite answers
+    "database is locked" at once (no busy wait) while another connection writes, which processes
+    opening a new database together (API, worker, CLI) met: retried until the lock wait ends."""
+    deadline = time.monotonic() + SQLITE_LOCK_WAIT_S
+    while True:
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 class Records:

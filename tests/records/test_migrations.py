@@ -63,7 +63,9 @@ def test_a_database_made_before_migrations_keeps_its_data(url: str) -> None:
 
 def test_processes_starting_together_migrate_once(tmp_path: Path) -> None:
     """API, workers and CLI may open a new database at once: each open succeeds and the schema is
-    created once (the upgrade runs under a lock beside the SQLite file)."""
+    created once (the upgrade runs under a lock beside the SQLite file). Before, four threads
+    failed at once ("table workspaces already exists" from concurrent `create_all`), and then
+    now and again with "database is locked" (the WAL switch meeting a writer)."""
     url = Settings(data_dir=tmp_path).resolved_database_url
     errors: list[BaseException] = []
 
