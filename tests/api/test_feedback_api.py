@@ -4,6 +4,8 @@ Fast: a hashing embedder and pass-through NLP stand in for the models (tested on
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -304,3 +306,36 @@ def test_same_text_twice_in_one_batch_is_one_item(env: Env) -> None:
     job = env.client.get(f"/v1/jobs/{body['job_id']}").json()
     assert job["counts"]["accepted"] == 2 and job["counts"]["stored"] == 2
     assert env.search("same", k=1)[0]["segment"] == "smb"  # the later one wins
+
+
+def test_job_long_poll_returns_when_the_job_finishes(fake_service: Any) -> None:
+    """`?wait=S` answers as soon as the job is done, not after S; a job still queued at the
+    deadline is answered as queued; a wait outside 0..60 is a 422 naming the parameter."""
+    held: list[tuple[str, list[str]]] = []
+    runner = InProcessDispatcher(1)
+    app = create_app(service=fake_service, dispatch=lambda job, ids: held.append((job, ids)))
+    with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {fake_service.records.create_key('default')}"
+        items = [{"text": "export to csv is broken"}, {"text": "please add dark mode"}]
+        job_id = client.post("/v1/feedback", json={"items": items}).json()["job_id"]
+
+        t = time.monotonic()
+        job = client.get(f"/v1/jobs/{job_id}", params={"wait": 0.3}).json()
+        assert job["status"] == "queued" and time.monotonic() - t >= 0.3
+
+        # The batches run 0.3 s into a 30 s wait: the answer comes when they are stored.
+        release = threading.Timer(0.3, lambda: [runner(*batch) for batch in held])
+        release.start()
+        t = time.monotonic()
+        job = client.get(f"/v1/jobs/{job_id}", params={"wait": 30}).json()
+        waited = time.monotonic() - t
+        release.join()
+        assert job["status"] == "succeeded" and job["counts"]["stored"] == 2
+        assert 0.3 <= waited < 15, waited
+
+        for bad in (-1, 61, "soon"):
+            r = client.get(f"/v1/jobs/{job_id}", params={"wait": bad})
+            assert r.status_code == 422, r.text
+            assert "wait" in r.text
+        assert client.get("/v1/jobs/no-such-job", params={"wait": 1}).status_code == 404
+    runner.shutdown()
