@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from workers.celery_app import celery_app
 
 log = logging.getLogger(__name__)
 _service: FeedbackService | None = None
+_service_lock = threading.Lock()  # a threads pool's first tasks must not each open the store
 
 
 def set_service(service: FeedbackService | None) -> None:
@@ -32,9 +34,11 @@ def set_service(service: FeedbackService | None) -> None:
 def get_service() -> FeedbackService:
     global _service
     if _service is None:
-        from feedback_ai.factory import build_service
+        with _service_lock:
+            if _service is None:
+                from feedback_ai.factory import build_service
 
-        _service = build_service(Settings())
+                _service = build_service(Settings())
     return _service
 
 

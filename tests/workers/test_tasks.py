@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -57,3 +59,27 @@ def test_a_failed_warm_up_is_logged_not_raised(
     assert service.nlp.calls == 1  # type: ignore[attr-defined]
     assert "warm-up failed" in caplog.text
     assert tasks.get_service() is service  # kept: the first task uses it (and fails, retries)
+
+
+def test_threads_starting_at_once_build_one_service(
+    fake_service: FeedbackService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A threads pool has no pool-process warm-up: its first tasks call `get_service` together,
+    and a second service would open the embedded store a second time (which fails)."""
+    import feedback_ai.factory
+
+    built: list[int] = []
+
+    def slow_build(_settings: object) -> FeedbackService:
+        built.append(1)
+        time.sleep(0.05)
+        return fake_service
+
+    monkeypatch.setattr(feedback_ai.factory, "build_service", slow_build)
+    tasks.set_service(None)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            got = list(pool.map(lambda _: tasks.get_service(), range(4)))
+    finally:
+        tasks.set_service(None)
+    assert len(built) == 1 and all(s is fake_service for s in got)
