@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from celery.signals import worker_process_init
 
@@ -61,7 +61,10 @@ def backoff(retries: int, base: float = 2.0, cap: float = 300.0) -> float:
 
 @celery_app.task(bind=True, name="feedback_ai.ingest_batch", acks_late=True, max_retries=5)
 def ingest_batch(self, job_id: str, item_ids: list[str]) -> dict[str, int]:  # type: ignore[no-untyped-def]
-    service = get_service()
+    try:
+        service = get_service()
+    except Exception as exc:  # the store or a model cannot be opened (yet): not the batch's fault
+        _retry(self, job_id, exc)
     try:
         result = service.process(job_id, item_ids)
     except Exception as exc:
@@ -71,14 +74,23 @@ def ingest_batch(self, job_id: str, item_ids: list[str]) -> dict[str, int]:  # t
             service.records.fail_pending(job_id, item_ids, reason)
             log.error("job %s: %s", job_id, reason)
             return {"stored": 0, "failed": len(item_ids)}
-        countdown = backoff(retries)
-        log.warning("job %s: retry %d in %.1fs after %r", job_id, retries + 1, countdown, exc)
-        if self.request.is_eager:  # in-process queue: apply() re-runs at once, so wait here
-            time.sleep(countdown)
-        raise self.retry(exc=exc, countdown=countdown) from exc
+        _retry(self, job_id, exc)
     if result.get("pool_growth", 0) >= service.settings.emerging_check_every:
         _check_emerging(service.workspace_of(job_id), eager=bool(self.request.is_eager))
     return result
+
+
+def _retry(task: Any, job_id: str, exc: Exception) -> NoReturn:
+    """Send the task again after a backoff (raises Celery's `Retry`).
+
+    Past Celery's `max_retries` it raises `exc` itself: the batch's items stay pending (nothing
+    is marked failed without a service to do it), and `requeue_pending` sends them again later."""
+    retries = task.request.retries
+    countdown = backoff(retries)
+    log.warning("job %s: retry %d in %.1fs after %r", job_id, retries + 1, countdown, exc)
+    if task.request.is_eager:  # in-process queue: apply() re-runs at once, so wait here
+        time.sleep(countdown)
+    raise task.retry(exc=exc, countdown=countdown)
 
 
 def _check_emerging(workspace: str | None, eager: bool) -> None:

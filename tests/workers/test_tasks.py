@@ -83,3 +83,56 @@ def test_threads_starting_at_once_build_one_service(
     finally:
         tasks.set_service(None)
     assert len(built) == 1 and all(s is fake_service for s in got)
+
+
+def _queued(service: FeedbackService, texts: list[str]) -> tuple[str, list[str]]:
+    """Accept items without running them: (job id, item ids) as the API would send them."""
+    sent: list[tuple[str, list[str]]] = []
+    service.records.create_key("default")  # creates the workspace
+    items = [{"text": t} for t in texts]
+    service.submit("default", items, lambda job, ids: sent.append((job, ids)))
+    [(job_id, item_ids)] = sent
+    return job_id, item_ids
+
+
+def test_a_service_that_cannot_be_built_yet_is_retried_not_failed(
+    fake_service: FeedbackService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening the store or loading a model failing (another process holds the store, a model
+    file missing for a moment) is retried like any transient failure; before, the task raised
+    outside its retry path and the batch stayed pending with no retry."""
+    job_id, item_ids = _queued(fake_service, ["export keeps failing", "add dark mode"])
+    attempts: list[int] = []
+
+    def flaky() -> FeedbackService:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("the edge shard is open elsewhere")
+        return fake_service
+
+    monkeypatch.setattr(tasks, "get_service", flaky)
+    monkeypatch.setattr(tasks, "backoff", lambda retries: 0.0)
+    result = tasks.ingest_batch.apply(args=(job_id, item_ids))
+    assert result.successful(), result.traceback
+    assert len(attempts) == 2
+    assert fake_service.job_status("default", job_id).counts["stored"] == 2
+
+
+def test_a_batch_that_keeps_failing_is_marked_failed_after_the_retries(
+    service: FeedbackService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id, item_ids = _queued(service, ["export keeps failing"])
+    service.settings = service.settings.model_copy(update={"task_max_retries": 2})
+    calls: list[int] = []
+
+    def broken(*_: object) -> dict[str, int]:
+        calls.append(1)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(service, "process", broken)
+    monkeypatch.setattr(tasks, "backoff", lambda retries: 0.0)
+    tasks.ingest_batch.apply(args=(job_id, item_ids))
+    assert len(calls) == 3  # the first run and 2 retries
+    status = service.job_status("default", job_id)
+    assert status.status == "failed" and status.counts["failed"] == 1
+    assert "gave up after 2 retries: OSError: disk full" in status.failed[0]["reason"]
