@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,10 +65,13 @@ def build_service(
     store: VectorStore | None = None,
     records: Records | None = None,
 ) -> FeedbackService:
-    """Build a service; any stage passed in is used as is (tests inject fakes or shared models)."""
+    """Build a service; any stage passed in is used as is (tests inject fakes or shared models).
+    Sets the process's GIL switch interval (`Settings.gil_switch_interval_ms`)."""
     from feedback_ai.nlp.sentiment import VaderSentiment
     from feedback_ai.themes.service import ThemeService
 
+    if settings.gil_switch_interval_ms:
+        sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     embedder = embedder or make_embedder(settings)
     records = records or Records(settings.resolved_database_url, settings.auth_cache_s)

@@ -4,6 +4,7 @@ Fast fakes stand in for the models; the real worker over Redis is tested in test
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -168,3 +169,21 @@ def test_an_update_replaces_its_mentions(service: FeedbackService) -> None:
     job_id, ids = _submit(service, updated)
     assert service.process(job_id, ids)["stored"] == N
     assert service.store.count("default") == N
+
+
+@pytest.mark.parametrize(("ms", "expected_s"), [(1.0, 0.001), (2.5, 0.0025), (0.0, 0.123)])
+def test_building_a_service_sets_the_gil_switch_interval(
+    settings: Settings, ms: float, expected_s: float
+) -> None:
+    """The pipeline's model threads need the GIL back after each ONNX run; 0 keeps the process's."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.123)
+    try:
+        build_service(
+            settings.model_copy(update={"gil_switch_interval_ms": ms}),
+            embedder=HashEmbedder(),
+            nlp=PassthroughNLP(),
+        ).close()
+        assert sys.getswitchinterval() == pytest.approx(expected_s)
+    finally:
+        sys.setswitchinterval(before)
