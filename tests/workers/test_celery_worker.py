@@ -81,11 +81,18 @@ def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
 
 
 def _wait_job(
-    client: TestClient, job_id: str, until: Any, timeout: float = 240, poll: float = 0.5
+    client: TestClient,
+    job_id: str,
+    until: Any,
+    timeout: float = 240,
+    poll: float = 0.5,
+    wait: float = 0,
 ) -> dict:
+    """Re-read the job until `until(job)`; `wait` > 0 long-polls (the API holds each request
+    until the job finishes or `wait` s pass)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
+        job = client.get(f"/v1/jobs/{job_id}", params={"wait": wait}).json()
         if until(job):
             return job
         time.sleep(poll)
@@ -118,7 +125,9 @@ def test_worker_ingests_and_survives_a_kill(tmp_path: Path, broker: str) -> None
         try:
             r = client.post("/v1/feedback", json={"items": _items(40, "a")})
             assert r.status_code == 202, r.text
-            job = _wait_job(client, r.json()["job_id"], lambda j: j["status"] == "succeeded")
+            job = _wait_job(  # long-polls the API while the real worker runs the batches
+                client, r.json()["job_id"], lambda j: j["status"] == "succeeded", poll=0, wait=30
+            )
             assert job["counts"]["stored"] == 40
 
             # Second job: kill the worker once it is part-way through, then start another.
