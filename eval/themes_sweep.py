@@ -3,8 +3,9 @@ can reach on these vectors: a diagnostic for the BANKING77 misses in themes_qual
 
     python -m eval.themes_sweep        # ~15 min on 2 cores
 
-For each corpus and each fixed kNN size k (`GraphClusterer(n_neighbors=k,
-neighbour_share=None)`: the self-consistent resolution, no adaptive k): themes found, k x themes
+For each corpus and each fixed kNN size k (`GraphClusterer(graph="cosine", n_neighbors=k,
+neighbour_share=None)`: the plain cosine kNN graph, the default until stop 23, at the
+self-consistent resolution, no adaptive k): themes found, k x themes
 / N, NMI, ARI, and the ARI between a seed-0 fit and a seed-1 fit on a shuffled copy. Ceilings
 use the gold labels (so they are not methods, only bounds): every item to its gold intent's
 centroid, and k-means told the gold count. Nothing here sets a default: the clusterer's defaults
@@ -35,8 +36,9 @@ ON = (
 
 def sweep_row(c: Corpus, k: int) -> dict[str, Any]:
     perm = np.random.default_rng(1).permutation(len(c.vectors))
-    first = GraphClusterer(n_neighbors=k, neighbour_share=None, random_state=0).fit(c.vectors)
-    second = GraphClusterer(n_neighbors=k, neighbour_share=None, random_state=1)
+    fixed: dict[str, Any] = {"graph": "cosine", "n_neighbors": k, "neighbour_share": None}
+    first = GraphClusterer(random_state=0, **fixed).fit(c.vectors)
+    second = GraphClusterer(random_state=1, **fixed)
     shuffled = second.fit(c.vectors[perm]).labels_
     back = np.empty_like(shuffled)
     back[perm] = shuffled

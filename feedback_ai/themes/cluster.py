@@ -5,7 +5,10 @@
 
 Method (`GraphClusterer.fit`), never told how many themes there are:
 1. Exact cosine k-nearest-neighbour lists of the L2-normalised vectors, computed blockwise
-   (memory bounded by `BLOCK_BYTES`); graph = symmetrised kNN, weight = cosine similarity.
+   (memory bounded by `BLOCK_BYTES`). The graph is UMAP's fuzzy simplicial set over those lists
+   (`fuzzy_graph`; `graph="cosine"` keeps the plain symmetrised kNN weighted by cosine): each
+   item's links are scaled by its own neighbourhood, so a dense theme and a sparse one weigh
+   alike and the kNN size, not the density, sets the scale.
 2. Leiden (leidenalg, RB-configuration modularity, seeded) at a *self-consistent* resolution:
    resolution = `resolution_scale` x (communities found at it). Plain modularity (resolution 1)
    merges CLINC150's 150 intents into about 78; a fixed resolution of 10 finds 182 there but
@@ -13,21 +16,24 @@ Method (`GraphClusterer.fit`), never told how many themes there are:
    1/resolution of the links. Tying the resolution to the count makes the rule scale-free: two
    communities of typical size stay apart while fewer than about `resolution_scale` (5.5%) of
    their links join them.
-3. The kNN size is then set to `neighbour_share` (15%) of a typical theme (N / themes, within
-   5..30) and step 2 is solved again: with a fixed k the count grows with items per theme.
-4. Spherical k-means from those communities (at most `max_refine_iter` rounds); clusters under
-   `min_cluster_size` are dissolved into their neighbours. Every item ends at its most similar
-   centroid, so `predict` on the training items gives back `labels_`. Items below
-   `min_similarity` are outliers (-1); the default (None) assigns every item, since the theme
-   registry keeps its own live-assignment threshold.
+3. The kNN size is then set to `neighbour_share` (30%) of a typical theme (N / themes, within
+   5..`max_neighbors`) and step 2 is solved again: with a fixed k the count grows with items
+   per theme.
+4. Spherical k-means from those communities (at most `max_refine_iter` rounds; 0 keeps the
+   communities); clusters under `min_cluster_size` are dissolved into their neighbours. Every
+   item ends at its most similar centroid, so `predict` on the training items gives back
+   `labels_`. Items below `min_similarity` are outliers (-1); the default (None) assigns every
+   item, since the theme registry keeps its own live-assignment threshold.
 
 Defaults were chosen on CLINC150 `train` only (15,000 queries, 150 intents; vectors from the
-default embedder, all-MiniLM-L6-v2 ONNX int8) and subsets of it (5, 20, 50 intents; 150 intents
-x 30 and x 60 items): the setting whose worst theme-count ratio to gold was closest to 1 among
-scale 0.055/0.065 x share 0.15/0.2. Measured with it: 6, 24, 61, 112, 138 themes on those subsets
-(gold 5, 20, 50, 150, 150); on the whole train split NMI 0.902, ARI 0.719, 177 themes,
-stability ARI 0.94 (seed 0 vs seed 1 on shuffled input). KMeans told k=150: ARI 0.694.
-eval/results/themes_quality.md has the variants table and the held-out figures.
+default embedder, all-MiniLM-L6-v2 ONNX int8) and subsets of it (a 4,500 subsample; 5, 20 and
+50 intents): the setting whose worst theme-count ratio to gold was closest to 1 among the
+fuzzy graph at share 0.3/0.45/0.6 x scale 0.04/0.055 and share 0.2/0.3 x scale 0.065/0.075,
+each with and without refinement, and the cosine graph's earlier variants.
+Measured with it on those: 169, 117, 5, 22, 53 themes (gold 150, 150, 5, 20, 50; worst ratio
+0.78; the old cosine default 0.77); on the whole train split NMI 0.904, ARI 0.725 (the cosine
+graph: 171 themes, 0.904 / 0.724). KMeans told k=150: ARI 0.703. The held-out figures and the
+variants table are in eval/results/themes_quality.md.
 
 Large corpora (`fit_sample_assign`): fit on a seeded sample of `SAMPLE_SIZE` (30,000) items and
 give every item its nearest centroid, `CHUNK_ROWS` at a time. The fit is quadratic in the sample
@@ -46,7 +52,8 @@ from sklearn.base import BaseEstimator, ClusterMixin
 SAMPLE_SIZE = 30_000  # items a large corpus is fitted on; the rest go to the nearest centroid
 CHUNK_ROWS = 20_000  # rows per matrix product when assigning
 BLOCK_BYTES = 1 << 28  # bound on one kNN similarity block (256 MiB of float32)
-MIN_NEIGHBORS, MAX_NEIGHBORS = 5, 30  # bounds of the adaptive kNN size
+MIN_NEIGHBORS, MAX_NEIGHBORS = 5, 30  # bounds of the adaptive kNN size (cosine graph)
+MAX_FUZZY_NEIGHBORS = 60  # its upper bound on the fuzzy graph
 MIN_RESOLUTION = 0.5  # floor of the self-consistent resolution
 MAX_RESOLUTION_STEPS = 10
 COARSE_TOL, FINE_TOL = 0.2, 0.05  # relative resolution steps that end a solve
@@ -102,6 +109,31 @@ def knn_graph(idx: np.ndarray, sim: np.ndarray) -> Any:
     return ig.Graph(n=n, edges=edges, edge_attrs={"weight": A.data[upper]})
 
 
+def fuzzy_graph(idx: np.ndarray, sim: np.ndarray) -> Any:
+    """Undirected weighted igraph of UMAP's fuzzy simplicial set over a kNN list (umap-learn's
+    `fuzzy_simplicial_set`, fed our exact cosine neighbours): each item's link weights are
+    scaled by its own distance to its nearest neighbour and by the spread of its k neighbours,
+    so every item has about the same total weight (log2 k) in a dense theme or a sparse one;
+    the directed memberships are joined by fuzzy union."""
+    import igraph as ig
+    from umap.umap_ import fuzzy_simplicial_set
+
+    n, k = idx.shape
+    own = np.arange(n)[:, None]  # umap counts each item as its own nearest neighbour
+    knn_idx = np.hstack([own, idx]).astype(np.int32)
+    knn_dist = np.hstack([np.zeros((n, 1)), np.clip(1.0 - sim, 0.0, None)]).astype(np.float32)
+    A, _, _ = fuzzy_simplicial_set(
+        np.empty((n, 0), dtype=np.float32),
+        k + 1,
+        np.random.RandomState(0),  # unused when the neighbours are given
+        "cosine",
+        knn_indices=knn_idx,
+        knn_dists=knn_dist,
+    )
+    A = sp.triu(A.tocoo(), 1).tocoo()
+    return ig.Graph(n=n, edges=np.column_stack([A.row, A.col]), edge_attrs={"weight": A.data})
+
+
 def leiden(graph: Any, resolution: float, seed: int) -> np.ndarray:
     """Leiden communities maximising RB-configuration modularity at `resolution`."""
     import leidenalg as la
@@ -150,6 +182,18 @@ def refine(X: np.ndarray, labels: np.ndarray, min_size: int, max_iter: int) -> n
         if moved < REFINE_TOL:
             break
     return centers
+
+
+def settle(X: np.ndarray, labels: np.ndarray, min_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the communities as they are, but for those under `min_size`, whose items go to the
+    nearest remaining centroid. Returns (labels, centroids)."""
+    labels = _drop_small(labels, min_size)
+    centers = centroids(X, labels)
+    out = labels < 0
+    if out.any():
+        labels[out] = nearest(X[out], centers)[0]
+        centers = centroids(X, labels)
+    return labels, centers
 
 
 def by_size(centers: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -215,9 +259,9 @@ def n_clusters(labels: np.ndarray, min_size: int) -> int:
     return int((np.bincount(labels[labels >= 0]) >= min_size).sum())
 
 
-def neighbours_for(n: int, themes: int, share: float) -> int:
+def neighbours_for(n: int, themes: int, share: float, most: int = MAX_NEIGHBORS) -> int:
     """kNN size for `n` items in `themes` themes: `share` of a typical theme, within bounds."""
-    return int(np.clip(round(share * n / max(themes, 1)), MIN_NEIGHBORS, MAX_NEIGHBORS))
+    return int(np.clip(round(share * n / max(themes, 1)), MIN_NEIGHBORS, most))
 
 
 class GraphClusterer(ClusterMixin, BaseEstimator):  # type: ignore[misc]
@@ -232,14 +276,16 @@ class GraphClusterer(ClusterMixin, BaseEstimator):  # type: ignore[misc]
 
     def __init__(
         self,
-        n_neighbors: int = 10,
+        n_neighbors: int = 15,
         resolution: float | None = None,
         resolution_scale: float = 0.055,
-        neighbour_share: float | None = 0.15,
+        neighbour_share: float | None = 0.3,
         min_cluster_size: int = 5,
         min_similarity: float | None = None,
         max_refine_iter: int = 30,
         random_state: int = 0,
+        graph: str = "fuzzy",
+        max_neighbors: int = MAX_FUZZY_NEIGHBORS,
     ) -> None:
         self.n_neighbors = n_neighbors
         self.resolution = resolution
@@ -249,15 +295,21 @@ class GraphClusterer(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         self.min_similarity = min_similarity
         self.max_refine_iter = max_refine_iter
         self.random_state = random_state
+        self.graph = graph
+        self.max_neighbors = max_neighbors
 
     def fit(self, X: np.ndarray, y: Any = None) -> GraphClusterer:
         X = normalise(X)
         if len(X) < 2:
             raise ValueError(f"need at least 2 items to cluster, got {len(X)}")
-        idx, sim = knn(X, max(self.n_neighbors, MAX_NEIGHBORS))
+        idx, sim = knn(X, max(self.n_neighbors, self.max_neighbors))
         communities = self._communities(idx, sim)
-        centers = refine(X, communities, self.min_cluster_size, self.max_refine_iter)
-        best, sims = nearest(X, centers)
+        if self.max_refine_iter > 0:
+            centers = refine(X, communities, self.min_cluster_size, self.max_refine_iter)
+            best, sims = nearest(X, centers)
+        else:
+            best, centers = settle(X, communities, self.min_cluster_size)
+            sims = np.einsum("ij,ij->i", X, centers[best])
         self.cluster_centers_, best = by_size(centers, best)
         self.n_clusters_ = len(self.cluster_centers_)
         self.labels_ = self._floor(best, sims)
@@ -267,7 +319,7 @@ class GraphClusterer(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         """Stage 1 at `n_neighbors` (a coarse solve); stage 2 at the kNN size its theme count
         implies, solved to 5%. A fixed `resolution` is one Leiden run at `n_neighbors`."""
         k = self.n_neighbors
-        graph = knn_graph(idx[:, :k], sim[:, :k])
+        graph = self._graph(idx[:, :k], sim[:, :k])
         if self.resolution is not None:
             self.n_neighbors_, self.resolution_ = k, self.resolution
             return leiden(graph, self.resolution, self._seed())
@@ -275,12 +327,17 @@ class GraphClusterer(ClusterMixin, BaseEstimator):  # type: ignore[misc]
         membership, resolution, gap = self._solve(graph, 1.0, coarse)
         if self.neighbour_share is not None:
             n_themes = n_clusters(membership, self.min_cluster_size)
-            k = neighbours_for(len(idx), n_themes, self.neighbour_share)
+            k = neighbours_for(len(idx), n_themes, self.neighbour_share, self.max_neighbors)
             if k != self.n_neighbors or gap > FINE_TOL:
-                graph = knn_graph(idx[:, :k], sim[:, :k])
+                graph = self._graph(idx[:, :k], sim[:, :k])
                 membership, resolution, _ = self._solve(graph, resolution, FINE_TOL)
         self.n_neighbors_, self.resolution_ = k, resolution
         return membership
+
+    def _graph(self, idx: np.ndarray, sim: np.ndarray) -> Any:
+        if self.graph not in ("cosine", "fuzzy"):
+            raise ValueError(f"graph must be 'cosine' or 'fuzzy', got {self.graph!r}")
+        return fuzzy_graph(idx, sim) if self.graph == "fuzzy" else knn_graph(idx, sim)
 
     def _solve(self, graph: Any, start: float, tol: float) -> tuple[np.ndarray, float, float]:
         scale, size = self.resolution_scale, self.min_cluster_size

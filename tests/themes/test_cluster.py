@@ -36,20 +36,55 @@ def test_knn_is_the_exact_cosine_neighbourhood() -> None:
     assert np.allclose(sim, np.take_along_axis(full, idx, axis=1))
 
 
-def test_themes_are_recovered_without_being_told_how_many() -> None:
+# the cosine graph with the parameters it was the default with
+COSINE: dict[str, Any] = {"graph": "cosine", "n_neighbors": 10, "neighbour_share": 0.15}
+GRAPHS = [pytest.param({}, id="fuzzy"), pytest.param(COSINE, id="cosine")]
+
+
+def test_the_fuzzy_graph_joins_each_item_fully_to_its_nearest_neighbour() -> None:
+    """UMAP's memberships: the nearest neighbour gets 1, farther ones less (fed distances, not
+    similarities: reversed, the farthest listed neighbour would get the 1)."""
+    X, _ = themes(k=3, per=40)
+    idx, sim = C.knn(X, 10)
+    graph = C.fuzzy_graph(idx, sim)
+    weight = {frozenset(e.tuple): e["weight"] for e in graph.es}
+    assert all(0 < w <= 1 for w in weight.values())
+    nearest = [weight[frozenset((i, int(idx[i, 0])))] for i in range(len(X))]
+    farthest = [weight.get(frozenset((i, int(idx[i, -1]))), 0.0) for i in range(len(X))]
+    assert np.allclose(nearest, 1.0)
+    assert np.mean(farthest) < 0.5
+
+
+@pytest.mark.parametrize("graph", GRAPHS)
+def test_themes_are_recovered_without_being_told_how_many(graph: dict[str, Any]) -> None:
     """A fixed high resolution (10) cuts these 6 into about 40 (ARI 0.22)."""
     X, gold = themes(k=6)
-    model = C.GraphClusterer(random_state=0).fit(X)
+    model = C.GraphClusterer(random_state=0, **graph).fit(X)
     assert model.n_clusters_ == 6
     assert adjusted_rand_score(gold, model.labels_) > 0.95
 
 
-def test_many_themes_are_not_merged_into_a_few() -> None:
+@pytest.mark.parametrize("graph", GRAPHS)
+def test_many_themes_are_not_merged_into_a_few(graph: dict[str, Any]) -> None:
     """Plain modularity (resolution 1) merges these into about 74 (ARI 0.73)."""
     X, gold = themes(k=100, per=30, dim=24, seed=1)
-    model = C.GraphClusterer(random_state=0).fit(X)
+    model = C.GraphClusterer(random_state=0, **graph).fit(X)
     assert 90 <= model.n_clusters_ <= 110
     assert adjusted_rand_score(gold, model.labels_) > 0.95
+
+
+def test_without_refinement_the_communities_are_kept_and_small_ones_dissolved() -> None:
+    X, gold = themes(k=5)
+    tiny = themes(k=1, per=3, seed=11)[0]
+    model = C.GraphClusterer(max_refine_iter=0, random_state=0).fit(np.vstack([X, tiny]))
+    assert model.n_clusters_ == 5 and np.bincount(model.labels_).min() >= 5
+    assert adjusted_rand_score(gold, model.labels_[: len(X)]) > 0.95
+    assert np.allclose(np.linalg.norm(model.cluster_centers_, axis=1), 1.0, atol=1e-5)
+
+
+def test_an_unknown_graph_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="graph must be"):
+        C.GraphClusterer(graph="dense").fit(themes(k=2)[0])
 
 
 def test_the_same_seed_gives_the_same_partition() -> None:
