@@ -45,7 +45,8 @@ class CachedEmbedder:
         self.name, self.variant, self.dim = self.inner.name, self.inner.variant, self.inner.dim
         self.lookup = {t.strip(): v for t, v in zip(texts, vectors, strict=True)}
 
-    def embed(self, texts: list[str]) -> np.ndarray:
+    def embed(self, texts: list[str], progress: Any = None, batch_size: Any = None) -> np.ndarray:
+        """As `Embedder.embed` (the pipeline passes a progress callback and a batch size)."""
         missing = [t for t in texts if t not in self.lookup]
         if missing:
             self.lookup.update(zip(missing, self.inner.embed(missing), strict=True))
