@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +18,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from rich.table import Table
 
 from feedback_ai.config import Mode, Settings
+
+
+class WorkerPool(StrEnum):
+    """Celery execution pools `feedback-ai worker` offers."""
+
+    prefork = "prefork"
+    threads = "threads"
+    solo = "solo"
+
 
 app = typer.Typer(help="feedback_ai: feedback intelligence.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
@@ -63,15 +73,18 @@ def serve(
 
 @app.command()
 def worker(
-    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    concurrency: Annotated[int, typer.Option(help="Pool processes (or threads).")] = 1,
+    pool: Annotated[
+        WorkerPool, typer.Option(help="prefork: a process per task slot; threads: one process.")
+    ] = WorkerPool.prefork,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:
-    """Run a Celery worker (distributed mode) consuming ingest batches from the broker."""
+    """Run a Celery worker (distributed mode) consuming ingest batches from the broker. Models
+    load as it starts (in each pool process, or in the worker's own for threads and solo)."""
     from workers.celery_app import celery_app
 
-    celery_app.worker_main(
-        ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}", "-Q", "feedback_ai"]
-    )
+    args = [f"--concurrency={concurrency}", f"--pool={pool.value}", f"--loglevel={loglevel}"]
+    celery_app.worker_main(["worker", *args, "-Q", "feedback_ai"])
 
 
 @app.command()

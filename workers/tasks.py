@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 
 from feedback_ai.config import Settings
 from feedback_ai.service import FeedbackService
@@ -48,10 +48,25 @@ def warm_up(**_: Any) -> None:
 
     A failure is logged, not raised: the first task then builds (or warms) lazily and fails and
     retries as usual, so a broken model or store surfaces on the batches it affects."""
+    start = time.perf_counter()
     try:
         get_service().warm_up()
     except Exception:
         log.exception("worker warm-up failed; tasks will load what they need on first use")
+    else:
+        log.info("worker warm-up done in %.1f s", time.perf_counter() - start)
+
+
+@worker_ready.connect
+def warm_up_in_process(sender: Any = None, **_: Any) -> None:
+    """A `threads` or `solo` pool runs tasks in the worker's own process, where no pool process
+    starts (`worker_process_init` never fires): warm up there once the worker is ready. Its
+    consumer waits meanwhile, as a prefork worker's tasks wait for their pool process."""
+    from celery.concurrency.prefork import TaskPool as PreforkPool
+
+    pool = getattr(sender, "pool", None)
+    if pool is not None and not isinstance(pool, PreforkPool):
+        warm_up()
 
 
 def backoff(retries: int, base: float = 2.0, cap: float = 300.0) -> float:

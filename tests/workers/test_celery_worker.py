@@ -62,8 +62,8 @@ def _env(data_dir: Path, broker: str) -> dict[str, str]:
     return env
 
 
-def _start_worker(data_dir: Path, broker: str, log: Path) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "feedback_ai.cli", "worker", "--loglevel", "INFO"]
+def _start_worker(data_dir: Path, broker: str, log: Path, *options: str) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "feedback_ai.cli", "worker", "--loglevel", "INFO", *options]
     return subprocess.Popen(
         cmd,
         cwd=ROOT,
@@ -99,6 +99,20 @@ def _wait_job(
     raise AssertionError(f"job did not get there in {timeout}s: {job}")
 
 
+def _api_service(data_dir: Path, broker: str) -> Any:
+    """The API side's service: distributed mode; an in-memory qdrant-client store it never
+    touches while ingesting (the worker writes the embedded engine under `data_dir`)."""
+    settings = Settings(
+        mode=Mode.distributed,
+        data_dir=data_dir,
+        store_backend=StoreBackend.qdrant,
+        qdrant_url=":memory:",
+        broker_url=broker,
+        task_batch_size=16,
+    )
+    return build_service(settings, embedder=HashEmbedder(), nlp=PassthroughNLP())
+
+
 def _items(n: int, tag: str) -> list[dict[str, Any]]:
     path = ROOT / "data" / "sample" / "banking77_sample.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()[:n]]
@@ -108,15 +122,7 @@ def _items(n: int, tag: str) -> list[dict[str, Any]]:
 
 
 def test_worker_ingests_and_survives_a_kill(tmp_path: Path, broker: str) -> None:
-    settings = Settings(
-        mode=Mode.distributed,
-        data_dir=tmp_path,
-        store_backend=StoreBackend.qdrant,  # the API process never touches vectors while ingesting
-        qdrant_url=":memory:",
-        broker_url=broker,
-        task_batch_size=16,
-    )
-    api_service = build_service(settings, embedder=HashEmbedder(), nlp=PassthroughNLP())
+    api_service = _api_service(tmp_path, broker)
     log = tmp_path / "worker.log"
     app = create_app(service=api_service, dispatch=CeleryDispatcher())
     with TestClient(app) as client:
@@ -156,3 +162,31 @@ def test_worker_ingests_and_survives_a_kill(tmp_path: Path, broker: str) -> None
         assert any(h.metadata.get("intent") == "card_arrival" for h in hits.hits[:3])
     finally:
         reader.close()
+
+
+def test_a_threads_pool_worker_loads_its_models_before_its_first_batch(
+    tmp_path: Path, broker: str
+) -> None:
+    """`--pool threads` runs tasks in the worker's own process, where no pool process starts:
+    it warms up once the worker is ready (before, its first batch loaded the models)."""
+    api_service = _api_service(tmp_path, broker)
+    log = tmp_path / "worker.log"
+    worker = _start_worker(tmp_path, broker, log, "--pool", "threads", "--concurrency", "2")
+    try:
+        deadline = time.monotonic() + 120
+        while "warm-up done" not in log.read_text() and time.monotonic() < deadline:
+            assert worker.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.2)
+        assert "warm-up done" in log.read_text(), log.read_text()[-3000:]
+        app = create_app(service=api_service, dispatch=CeleryDispatcher())
+        with TestClient(app) as client:
+            client.headers["Authorization"] = f"Bearer {api_service.records.create_key('default')}"
+            r = client.post("/v1/feedback", json={"items": _items(40, "t")})
+            job = _wait_job(
+                client, r.json()["job_id"], lambda j: j["counts"]["pending"] == 0, wait=30
+            )
+    finally:
+        _stop(worker)
+    api_service.close()
+    assert job["status"] == "succeeded" and job["counts"]["stored"] == 40, log.read_text()[-3000:]
+    assert log.read_text().count("warm-up done") == 1  # once for the process, not per thread
