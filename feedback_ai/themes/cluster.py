@@ -37,8 +37,9 @@ variants table are in eval/results/themes_quality.md.
 
 Large corpora (`fit_sample_assign`): fit on a seeded sample of `SAMPLE_SIZE` (30,000) items and
 give every item its nearest centroid, `CHUNK_ROWS` at a time. The fit is quadratic in the sample
-(exact kNN) plus about 5-10 Leiden runs: on real vectors at load average ~4 on the 2-core box a
-30,000 sample took 93 s and a 50,000 sample 214 s. eval/results/bench_themes.md has the times.
+(exact kNN) plus about 5-10 Leiden runs: on real vectors on the 2-core box (load average 1) a
+30,000 sample took 67 s with the fuzzy graph, 322 themes (the cosine graph: 93 s at load
+average ~4). eval/results/bench_themes.md has the times.
 """
 
 from __future__ import annotations
