@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from sklearn.metrics import roc_auc_score
 from eval import labelled as L
 from eval.match_report import markdown
 from feedback_ai.link import calibration as cal
+from feedback_ai.link.lexical import MatcherTexts
 from feedback_ai.link.matcher import MatcherConfig, MatchResult, fit_matcher, label_text, normalise
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -40,6 +41,7 @@ OOS_SHARE = 0.2
 class Queries:
     x: np.ndarray
     y: np.ndarray  # class index, -1 for out of scope
+    texts: list[str] = field(default_factory=list)  # one per row (the lexical view reads them)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ class Task:
     source_y: np.ndarray
     tune: Queries
     test: Queries
+    description_texts: list[str] = field(default_factory=list)
+    pool_texts: list[str] = field(default_factory=list)
+    source_texts: list[str] = field(default_factory=list)
 
 
 def _queries(dataset: str, names: list[str], splits: list[str]) -> Queries:
@@ -58,17 +63,21 @@ def _queries(dataset: str, names: list[str], splits: list[str]) -> Queries:
     parts = [L.load(dataset, s) for s in splits]
     x = np.vstack([L.embed_split(p) for p in parts])
     y = np.array([index.get(label, -1) for p in parts for label in p.labels])
-    return Queries(x, y)
+    return Queries(x, y, [t for p in parts for t in p.texts])
 
 
 def clinc_task() -> Task:
     names = L.intent_names("clinc150")
     source = _queries("clinc150", names, ["train"])
-    pool = np.vstack([source.x, _queries("clinc150", names, ["oos_train"]).x])
+    oos = _queries("clinc150", names, ["oos_train"])
+    pool = np.vstack([source.x, oos.x])
     tune = _queries("clinc150", names, ["val", "oos_val"])
     test = _queries("clinc150", names, ["test", "oos_test"])
-    desc = L.embed([label_text(n) for n in names])
-    return Task("clinc150", desc, pool, source.x, source.y, tune, test)
+    labels = [label_text(n) for n in names]
+    return Task(
+        "clinc150", L.embed(labels), pool, source.x, source.y, tune, test,
+        labels, source.texts + oos.texts, source.texts,
+    )  # fmt: skip
 
 
 def banking_task(held_out: float = 0.2) -> Task:
@@ -80,16 +89,33 @@ def banking_task(held_out: float = 0.2) -> Task:
         rows = np.flatnonzero(train.y == c)
         tune_mask[rng.choice(rows, round(held_out * len(rows)), replace=False)] = True
     keep = ~tune_mask
-    tune = Queries(train.x[tune_mask], train.y[tune_mask])
+    texts = np.array(train.texts, dtype=object)
+    tune = Queries(train.x[tune_mask], train.y[tune_mask], list(texts[tune_mask]))
     test = _queries("banking77", names, ["test"])
-    desc = L.embed([label_text(n) for n in names])
-    return Task("banking77", desc, train.x[keep], train.x[keep], train.y[keep], tune, test)
+    labels = [label_text(n) for n in names]
+    pool_texts = list(texts[keep])
+    return Task(
+        "banking77", L.embed(labels), train.x[keep], train.x[keep], train.y[keep], tune, test,
+        labels, pool_texts, pool_texts,
+    )  # fmt: skip
+
+
+def sample_rows(task: Task, seed: int, k: int = SHOTS) -> list[np.ndarray]:
+    """Per class, the rows of the labelled source drawn as its `k` confirmed exemplars."""
+    rng = np.random.default_rng(seed)
+    rows = [np.flatnonzero(task.source_y == c) for c in range(len(task.descriptions))]
+    return [rng.choice(r, k, replace=False) for r in rows]
 
 
 def sample_exemplars(task: Task, seed: int, k: int = SHOTS) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    rows = [np.flatnonzero(task.source_y == c) for c in range(len(task.descriptions))]
-    return [task.source_x[rng.choice(r, k, replace=False)] for r in rows]
+    return [task.source_x[r] for r in sample_rows(task, seed, k)]
+
+
+def matcher_texts(task: Task, rows: list[np.ndarray] | None) -> MatcherTexts:
+    """The texts behind a fit's vectors (descriptions, exemplars drawn at `rows`, pool)."""
+    n = len(task.descriptions)
+    exemplars = [[task.source_texts[i] for i in r] for r in rows] if rows else [[]] * n
+    return MatcherTexts(task.description_texts, exemplars, task.pool_texts)
 
 
 # --- metrics -------------------------------------------------------------------------------
@@ -144,12 +170,22 @@ class Run:
     fit_s: float
 
 
-def run_matcher(task: Task, exemplars: list[np.ndarray] | None, config: MatcherConfig) -> Run:
+def run_matcher(
+    task: Task, rows: list[np.ndarray] | None, config: MatcherConfig, lexical: bool = True
+) -> Run:
+    """Fit on the exemplars at `rows` (None: zero-shot), with the lexical view unless told not
+    to, and match both splits."""
+    exemplars = None if rows is None else [task.source_x[r] for r in rows]
+    texts = matcher_texts(task, rows) if lexical else None
     started = time.perf_counter()
-    matcher = fit_matcher(task.descriptions, exemplars, task.pool, config=config)
+    matcher = fit_matcher(task.descriptions, exemplars, task.pool, config=config, texts=texts)
     fit_s = time.perf_counter() - started
     regime = "zero_shot" if exemplars is None else f"{SHOTS}_shot"
-    return Run(regime, None, matcher.match(task.tune.x), matcher.match(task.test.x), fit_s)
+    tq, te = task.tune, task.test
+    t = (tq.texts, te.texts) if lexical else (None, None)
+    return Run(
+        regime, None, matcher.match(tq.x, texts=t[0]), matcher.match(te.x, texts=t[1]), fit_s
+    )
 
 
 def baseline_scores(task: Task, exemplars: list[np.ndarray] | None, x: np.ndarray) -> np.ndarray:
@@ -259,11 +295,18 @@ def tune_decisions(task: Task, runs: list[Run], c: cal.Calibrator, t: cal.Thresh
 def evaluate_task(task: Task, seeds: int, with_variants: bool) -> tuple[list[Run], dict]:
     config = MatcherConfig()
     zero = run_matcher(task, None, config)
-    shots = [sample_exemplars(task, s) for s in range(seeds)]
-    few = [replace(run_matcher(task, ex, config), seed=s) for s, ex in enumerate(shots)]
+    rows = [sample_rows(task, s) for s in range(seeds)]
+    shots = [[task.source_x[r] for r in rs] for rs in rows]
+    few = [replace(run_matcher(task, rs, config), seed=s) for s, rs in enumerate(rows)]
     figures = {
         "zero_shot": regime_figures(task, [zero], None),
         f"{SHOTS}_shot": regime_figures(task, few, shots),
+    }
+    # the same fits without the lexical view, for comparison (not calibrated, not shipped)
+    dense = [run_matcher(task, rs, config, lexical=False) for rs in [None, *rows]]
+    figures["dense_only"] = {
+        "zero_shot": regime_figures(task, dense[:1], None),
+        f"{SHOTS}_shot": regime_figures(task, dense[1:], shots),
     }
     figures["oracle_all_labels"] = oracle(task)
     if with_variants:
@@ -301,7 +344,7 @@ def main() -> None:
     parser.add_argument("--no-save-default", action="store_true")
     parser.add_argument("--no-fit-cost", action="store_true", help="skip the 500-item fit timing")
     args = parser.parse_args()
-    tasks, report = [clinc_task(), banking_task()], {"config": MatcherConfig().__dict__}
+    tasks, report = [clinc_task(), banking_task()], {"config": asdict(MatcherConfig())}
     done = []
     for task in tasks:
         runs, figures = evaluate_task(task, args.seeds, not args.no_variants)

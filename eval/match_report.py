@@ -37,6 +37,13 @@ def _headline(name: str, r: dict) -> list[str]:
                 _f(c.get("auroc_in_scope"), False),
             ]
         )
+    for regime in REGIMES if "dense_only" in r else ():
+        fig = r["dense_only"][regime]
+        seeds = fig.get("top1_per_seed")
+        spread = f" ({', '.join(_f(s) for s in seeds)})" if seeds else ""
+        label = f"{regime}, dense only (no lexical view; not calibrated)"
+        rows.append([label, "", _f(fig["top1"]) + spread, "", _f(fig.get("auroc_support"), False)])
+        rows[-1] += ["", ""]
     o = r["oracle_all_labels"]
     rows.append(["(all labels: prototypes of every labelled pool text)", "", _f(o["top1"]), ""])
     rows[-1] += [_f(o["auroc"], False), "", ""]

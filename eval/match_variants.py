@@ -91,9 +91,10 @@ def variants(task: Task, runs: list[Run], ex: list[np.ndarray]) -> list[dict]:
         m = fit_matcher(task.descriptions, e, pool, config=config).match(q.x)
         rows.append(_variant_row(name, None, q, m))
     for run in runs[:2]:
-        rows.append(_variant_row(f"{run.regime}: self-training (default)", None, q, run.tune))
+        name = f"{run.regime}: self-training + lexical view (default)"
+        rows.append(_variant_row(name, None, q, run.tune))
     cosine = replace(runs[1].tune, support=runs[1].tune.scores)
-    rows.append(_variant_row("5-shot: default, AUROC from the classifier cosine", None, q, cosine))
+    rows.append(_variant_row("5-shot: default, AUROC from the classifier score", None, q, cosine))
     return rows
 
 

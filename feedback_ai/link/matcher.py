@@ -30,6 +30,11 @@ dot products with support centroids (500 items: p50 0.12 ms per query):
    took the test AUROC at 5-shot from 0.967 to 0.972; the shipped figures are in
    eval/results/match_quality.md. Memory: the pool (at most `max_pool` rows) is kept, 0.75 KB
    a row.
+6. Lexical view (when given `MatcherTexts`: the pool's and the labelled texts): a TF-IDF linear
+   SVM trained on the pool labels of step 3, one co-training round with it (the pool relabelled
+   by cosine + out-of-fold SVM scores, the classifier retrained), and at query time each class
+   score is its cosine plus `lexical.weight` x the SVM's decision value; see
+   `feedback_ai.link.lexical`. `match` without texts ranks by the cosines alone.
 
 Measured (`python -m eval.match_quality`, `eval/results/match_quality.md`; tuned on CLINC150
 val/oos_val and a held-out fifth of BANKING77 train, reported on the test splits, 5-shot means
@@ -55,6 +60,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from feedback_ai.link.lexical import Lexical, LexicalConfig, LexicalView, MatcherTexts
+
 Array = np.ndarray
 
 
@@ -71,13 +78,15 @@ class MatcherConfig:
     min_pool_similarity: float = 0.0  # pool items below this cosine to every class stay out
     max_pool: int = 50_000  # larger pools are subsampled (seeded) before self-training
     seed: int = 0
+    lexical: LexicalConfig = field(default_factory=LexicalConfig)  # used when given texts
 
 
 @dataclass(frozen=True)
 class MatchResult:
-    """Top-k classes per query, best first: `indices`, classifier cosine `scores`, centroid
+    """Top-k classes per query, best first: `indices`, classifier `scores` (the cosine, plus the
+    lexical view's weighted score when the query's text was given), centroid
     cosine `support`, confirmed-exemplar count `exemplars`, cosine of the `nearest` member of
-    the class (all (n, k)); `second` is each query's runner-up classifier cosine (n,)."""
+    the class (all (n, k)); `second` is each query's runner-up score (n,)."""
 
     indices: Array
     scores: Array
@@ -98,10 +107,17 @@ class Matcher:
     history: list[int] = field(default_factory=list)  # pool items used per round
     members: Array | None = None  # (M, d) float16, grouped by class: exemplars + pool items
     member_offsets: Array | None = None  # (C + 1,): class c's members are [off[c], off[c+1])
+    lexical: LexicalView | None = None  # fitted when fit_matcher had the texts
 
-    def match(self, queries: Array, k: int = 5) -> MatchResult:
+    def match(self, queries: Array, k: int = 5, texts: Sequence[str] | None = None) -> MatchResult:
+        """Top-k classes of each query vector; with the queries' `texts` (one each) and a
+        lexical view, a class's score is its cosine plus the view's weighted SVM score."""
         q = normalise(np.atleast_2d(queries))
         scores = q @ self.weights.T
+        if self.lexical is not None and texts is not None:
+            if len(texts) != len(q):
+                raise ValueError("match needs one text per query")
+            scores = scores + self.lexical.scores(texts)
         k = min(k, scores.shape[1])
         top = np.argsort(-scores, axis=1)[:, :k]
         second = np.sort(scores, axis=1)[:, -2] if scores.shape[1] > 1 else np.zeros(len(q))
@@ -130,6 +146,11 @@ def label_text(name: str) -> str:
     """A class key as words: `card_arrival` -> `card arrival`, `cardArrival` -> `card arrival`."""
     spaced = "".join(f" {c.lower()}" if c.isupper() else c for c in name)
     return " ".join(spaced.replace("_", " ").replace("-", " ").split())
+
+
+def roadmap_text(title: str, description: str) -> str:
+    """What a roadmap item is embedded (and read by the lexical view) as."""
+    return f"{title}. {description}".strip() if description else title
 
 
 def normalise(vectors: Array) -> Array:
@@ -218,9 +239,12 @@ def train_cosine(data: _Training, start: Array, config: MatcherConfig) -> Array:
     return normalise(v)
 
 
-def pseudo_label(pool: Array, weights: Array, cap: int, config: MatcherConfig) -> _Training:
-    """Per class, the `cap` pool items with the largest margin, weighted by softmax probability."""
-    scores = pool @ weights.T
+def pseudo_label(
+    pool: Array, weights: Array, cap: int, config: MatcherConfig, scores: Array | None = None
+) -> _Training:
+    """Per class, the `cap` pool items with the largest margin, weighted by softmax probability;
+    by the classifier's cosines, or by `scores` (pool, classes) when given."""
+    scores = pool @ weights.T if scores is None else scores
     best = scores.argmax(axis=1)
     top2 = np.partition(scores, -2, axis=1)[:, -2:] if scores.shape[1] > 1 else scores
     margin = top2[:, -1] - (top2[:, 0] if scores.shape[1] > 1 else 0.0)
@@ -256,14 +280,16 @@ def support_centroids(
     return normalise(sums)
 
 
-def _subsample(pool: Array | None, config: MatcherConfig) -> Array:
+def _subsample(pool: Array | None, config: MatcherConfig) -> tuple[Array, Array]:
+    """The pool rows self-training uses, and their indices in `pool`."""
     if pool is None or len(pool) == 0:
-        return np.zeros((0, 0), np.float32)
+        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
     pool = normalise(pool)
     if len(pool) <= config.max_pool:
-        return pool
+        return pool, np.arange(len(pool))
     rng = np.random.default_rng(config.seed)
-    return pool[np.sort(rng.choice(len(pool), config.max_pool, replace=False))]
+    rows = np.sort(rng.choice(len(pool), config.max_pool, replace=False))
+    return pool[rows], rows
 
 
 def fit_matcher(
@@ -272,24 +298,65 @@ def fit_matcher(
     pool: Array | None = None,
     rejected: Sequence[Array] | None = None,
     config: MatcherConfig | None = None,
+    texts: MatcherTexts | None = None,
 ) -> Matcher:
     """Fit on (C, d) description vectors, optional per-class exemplar / rejected arrays (each
-    (n_c, d), possibly empty) and an optional unlabelled (N, d) pool. See the module docstring."""
+    (n_c, d), possibly empty) and an optional unlabelled (N, d) pool. With `texts` (the pool's
+    texts in its order, and the labelled ones) it also fits the lexical view and co-trains with
+    it (`feedback_ai.link.lexical`). See the module docstring."""
     config = config or MatcherConfig()
     desc = normalise(descriptions)
     labelled = _labelled(desc, exemplars, rejected, config.labelled_weight)
     weights = train_cosine(labelled, _start(desc, exemplars, config.description_mix), config)
-    pool_vectors = _subsample(pool, config)
+    pool_vectors, rows = _subsample(pool, config)
     history = []
-    if len(pool_vectors) and len(desc) > 1:
+    self_train = len(pool_vectors) > 0 and len(desc) > 1
+    if self_train:
         for cap in config.schedule:
             data = _join(labelled, pseudo_label(pool_vectors, weights, cap, config))
             history.append(len(data.y) - len(labelled.y))
             weights = train_cosine(data, weights, config)
+    lexical = None
+    if texts is not None and self_train and config.schedule:
+        if len(texts.pool) != len(pool if pool is not None else ()):
+            raise ValueError("MatcherTexts.pool needs one text per pool row")
+        pool_texts = MatcherTexts(
+            texts.descriptions, texts.exemplars, [texts.pool[i] for i in rows]
+        )
+        weights, lexical = co_train(labelled, pool_vectors, weights, pool_texts, config)
     centroids = support_centroids(labelled, pool_vectors, weights, config)
     counts = np.bincount(labelled.y, minlength=len(desc)) - 1  # minus the description row
     members, offsets = class_members(labelled, len(desc), pool_vectors, weights)
-    return Matcher(weights, centroids, counts, len(pool_vectors), history, members, offsets)
+    return Matcher(
+        weights, centroids, counts, len(pool_vectors), history, members, offsets, lexical
+    )
+
+
+def _pool_labels(pool: Array, weights: Array, scale: float) -> tuple[Array, Array]:
+    """Each pool row's best class and its softmax probability."""
+    scores = pool @ weights.T
+    return scores.argmax(axis=1), _softmax(scale * scores).max(axis=1)
+
+
+def co_train(
+    labelled: _Training,
+    pool: Array,
+    weights: Array,
+    texts: MatcherTexts,
+    config: MatcherConfig,
+) -> tuple[Array, LexicalView]:
+    """One co-training round with the lexical view (see `feedback_ai.link.lexical`): relabel the
+    pool by cosine + out-of-fold SVM scores, retrain the classifier on those labels, and fit the
+    SVM on the classifier's new labels. Returns the new weights and the fitted view."""
+    lexical = Lexical(texts, len(weights), config.lexical)
+    labels, prob = _pool_labels(pool, weights, config.scale)
+    combined = pool @ weights.T + config.lexical.co_weight * lexical.out_of_fold(
+        labels, prob, config.seed
+    )
+    data = _join(labelled, pseudo_label(pool, weights, config.schedule[-1], config, combined))
+    weights = train_cosine(data, weights, config)
+    labels, prob = _pool_labels(pool, weights, config.scale)
+    return weights, lexical.fit(labels, prob)
 
 
 def class_members(

@@ -21,6 +21,7 @@ from feedback_ai.config import Settings
 from feedback_ai.embed._base import Embedder
 from feedback_ai.errors import InvalidInput, NotFound
 from feedback_ai.link import schemas as out
+from feedback_ai.link.matcher import roadmap_text
 from feedback_ai.link.service import MatchService
 from feedback_ai.records import Records
 from feedback_ai.records.link_models import RoadmapItem
@@ -31,10 +32,6 @@ from feedback_ai.store._base import ThemePoint, VectorStore
 
 MAX_BATCH = 1_000
 SUGGEST_LIMIT = 5
-
-
-def roadmap_text(title: str, description: str) -> str:
-    return f"{title}. {description}".strip() if description else title
 
 
 class RoadmapService:

@@ -47,7 +47,8 @@ from feedback_ai.link.calibration import (
     load_calibrator,
     rank_features,
 )
-from feedback_ai.link.matcher import Matcher, fit_matcher, normalise
+from feedback_ai.link.lexical import MatcherTexts
+from feedback_ai.link.matcher import Matcher, fit_matcher, normalise, roadmap_text
 from feedback_ai.records import Records
 from feedback_ai.records.link_models import FeedbackLink, RoadmapItem, ThemeLink
 from feedback_ai.records.link_repo import LinkRecords
@@ -110,7 +111,7 @@ class MatchService:
         theme_model, theme_stale = self.model(workspace, "theme", versions["theme"])
         roadmap_model, roadmap_stale = self.model(workspace, "roadmap", versions["roadmap"])
         themes, themes_scope = self._scored(theme_model, query, req.k)
-        roadmap, roadmap_scope = self._scored(roadmap_model, query, req.k)
+        roadmap, roadmap_scope = self._scored(roadmap_model, query, req.k, req.text)
         best = roadmap[0] if roadmap else (themes[0] if themes else None)
         return out.MatchOut(
             decision=best.decision if best else "no_match",
@@ -136,12 +137,13 @@ class MatchService:
         return self._scored(model, query, k)[0]
 
     def _scored(
-        self, model: _Model, query: np.ndarray, k: int
+        self, model: _Model, query: np.ndarray, k: int, text: str | None = None
     ) -> tuple[list[out.Candidate], float | None]:
-        """The candidates, and P(in scope) from the best one's features."""
+        """The candidates, and P(in scope) from the best one's features; the query's `text`
+        feeds the matcher's lexical view when it has one."""
         if model.matcher is None:
             return [], None
-        result = model.matcher.match(query[None], k)
+        result = model.matcher.match(query[None], k, texts=None if text is None else [text])
         features = rank_features(result)
         confidence = self.calibrator.apply(features)
         decisions = decide(confidence, self.thresholds)
@@ -270,19 +272,20 @@ class MatchService:
             return _Model((), [], [], None)
         keys = [p.theme_id for p in points]
         desc = np.stack([p.vector for p in points])
-        good, bad = self._exemplars(workspace, "theme", keys, desc)
+        good, bad, _ = self._exemplars(workspace, "theme", keys, desc)
         matcher = fit_matcher(desc, good, None, bad, _no_pool())
         return _Model((), keys, [live[k].label for k in keys], matcher)
 
     def _fit_roadmap(self, workspace: str) -> _Model:
         points = self.store.list_themes(workspace, kind="roadmap")
-        titles = {i.key: i.title for i in self.links.items(workspace)}
+        items = {i.key: i for i in self.links.items(workspace)}
+        titles = {key: i.title for key, i in items.items()}
         points = [p for p in points if p.theme_id in titles]
         if not points:
             return _Model((), [], [], None)
         keys = [p.theme_id for p in points]
         desc = np.stack([p.vector for p in points])
-        good, bad = self._exemplars(workspace, "roadmap", keys, desc)
+        good, bad, good_texts = self._exemplars(workspace, "roadmap", keys, desc)
         cents = {t.theme_id: t.vector for t in self.store.list_themes(workspace)}
         for i, key in enumerate(keys):
             linked = [
@@ -292,16 +295,23 @@ class MatchService:
             ]
             if linked:
                 good[i] = np.vstack([good[i], *linked])
-        matcher = fit_matcher(desc, good, self._pool(workspace), bad)
+        pool, pool_texts = self._pool(workspace)
+        texts = MatcherTexts(
+            [roadmap_text(items[k].title, items[k].description or "") for k in keys],
+            good_texts,
+            pool_texts,
+        )
+        matcher = fit_matcher(desc, good, pool, bad, texts=texts)
         return _Model((), keys, [titles[k] for k in keys], matcher)
 
     def _exemplars(
         self, workspace: str, kind: str, keys: list[str], desc: np.ndarray
-    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Per class: the vectors of feedback a person confirmed (and rejected) for it; of a
-        multi-mention item, the mention most like the class."""
+    ) -> tuple[list[np.ndarray], list[np.ndarray], list[list[str]]]:
+        """Per class: the vectors of feedback a person confirmed (and rejected) for it, of a
+        multi-mention item the mention most like the class; and the confirmed ones' texts."""
         index = {k: i for i, k in enumerate(keys)}
         good = [np.zeros((0, desc.shape[1]), np.float32) for _ in keys]
+        good_texts: list[list[str]] = [[] for _ in keys]
         bad = [np.zeros((0, desc.shape[1]), np.float32) for _ in keys]
         links = [
             link
@@ -310,28 +320,37 @@ class MatchService:
         ]
         counts = self.themes.mention_counts(workspace, sorted({link.item_id for link in links}))
         point_ids = [ids.mention_id(i, m) for i, n in counts.items() for m in range(max(n, 1))]
-        by_item: dict[str, list[np.ndarray]] = {}
+        by_item: dict[str, list[tuple[np.ndarray, str]]] = {}
         for m in self.store.retrieve(workspace, point_ids):
             if m.vector is not None:
-                by_item.setdefault(m.item_id, []).append(np.asarray(m.vector, np.float32))
+                by_item.setdefault(m.item_id, []).append((np.asarray(m.vector, np.float32), m.text))
         for link in links:
-            vectors = by_item.get(link.item_id)
-            if not vectors:
+            mentions = by_item.get(link.item_id)
+            if not mentions:
                 continue
             c = index[link.target_id]
-            best = max(vectors, key=lambda v: float(v @ desc[c]))
+            best, text = max(mentions, key=lambda vt: float(vt[0] @ desc[c]))
             target = good if link.state == "confirmed" else bad
             target[c] = np.vstack([target[c], best[None]])
-        return good, bad
+            if link.state == "confirmed":
+                good_texts[c].append(text)
+        return good, bad, good_texts
 
-    def _pool(self, workspace: str) -> np.ndarray | None:
+    def _pool(self, workspace: str) -> tuple[np.ndarray | None, list[str]]:
+        """Up to `match_pool` stored mentions: their vectors and texts, in the same order."""
         cap = self.settings.match_pool
         rows: list[np.ndarray] = []
+        texts: list[str] = []
         for page in self.store.scroll(workspace, with_vectors=True, page=2_000):
-            rows.extend(np.asarray(m.vector, np.float32) for m in page if m.vector is not None)
+            for m in page:
+                if m.vector is not None:
+                    rows.append(np.asarray(m.vector, np.float32))
+                    texts.append(m.text)
             if len(rows) >= cap:
                 break
-        return normalise(np.stack(rows[:cap])) if rows and cap else None
+        if not rows or not cap:
+            return None, []
+        return normalise(np.stack(rows[:cap])), texts[:cap]
 
 
 def _log_failure(fit: Future[_Model]) -> None:

@@ -31,6 +31,7 @@ CLINC_INTENTS = (
 class Labelled:
     x: np.ndarray
     y: np.ndarray  # index into CLINC_INTENTS, -1 for out of scope
+    texts: tuple[str, ...] = ()  # one per row
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,13 @@ class SmallClinc:
     val: Labelled  # 20 per intent + 100 out of scope
     test: Labelled  # 30 per intent + 150 out of scope
 
-    def exemplars(self, k: int, seed: int) -> list[np.ndarray]:
+    def exemplar_rows(self, k: int, seed: int) -> list[np.ndarray]:
         rng = np.random.default_rng(seed)
         rows = [np.flatnonzero(self.train.y == c) for c in range(len(CLINC_INTENTS))]
-        return [self.train.x[rng.choice(r, k, replace=False)] for r in rows]
+        return [rng.choice(r, k, replace=False) for r in rows]
+
+    def exemplars(self, k: int, seed: int) -> list[np.ndarray]:
+        return [self.train.x[r] for r in self.exemplar_rows(k, seed)]
 
 
 def _split(names: tuple[str, ...], oos: str | None, oos_n: int = 0) -> Labelled:
@@ -60,7 +64,7 @@ def _split(names: tuple[str, ...], oos: str | None, oos_n: int = 0) -> Labelled:
     if oos is not None:
         texts += L.clinc150(oos).texts[:oos_n]
         y += [-1] * oos_n
-    return Labelled(L.embed(texts), np.array(y))
+    return Labelled(L.embed(texts), np.array(y), tuple(texts))
 
 
 @cache

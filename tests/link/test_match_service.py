@@ -116,3 +116,31 @@ def test_a_failed_fit_fails_the_request_that_waits_for_it(
     match._fit_roadmap = broken  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="store gone"):
         match.match(WS, out.MatchIn(text="card delivery"))
+
+
+def test_the_roadmap_matcher_reads_the_stored_texts_and_the_ticket_text(tmp_path: Path) -> None:
+    """With a pool, the roadmap matcher is fitted with its lexical view on the stored mentions'
+    texts, and `match` scores the ticket's text with it."""
+    settings = Settings(data_dir=tmp_path, store_backend=StoreBackend.qdrant, qdrant_url=":memory:")
+    svc = build_service(settings, embedder=HashEmbedder(), nlp=PassthroughNLP())
+    svc.records.create_key(WS)
+    texts = [f"the {w} page is {a}" for w in ("export", "invoice") for a in ("slow", "broken")]
+    batches: list[tuple[str, list[str]]] = []
+    svc.submit(WS, [{"text": t} for t in texts * 3], lambda job, ids: batches.append((job, ids)))
+    for job, ids in batches:
+        svc.process(job, ids)
+    match = MatchService(settings, svc.records, svc.store, svc.embedder)
+    roadmap = RoadmapService(settings, svc.records, svc.store, svc.embedder, match)
+    try:
+        roadmap.upsert(WS, [_item("EXP-1", "faster export"), _item("INV-1", "invoice fixes")])
+        assert _roadmap_keys(match, "export is slow")[0][0] == "EXP-1"
+        fitted = match.model(WS, "roadmap")[0].matcher
+        assert fitted is not None and fitted.lexical is not None and fitted.pool_used == 4
+        seen: list[Any] = []
+        scores = fitted.lexical.scores
+        fitted.lexical.scores = lambda t: seen.append(list(t)) or scores(t)  # type: ignore[method-assign]
+        match.match(WS, out.MatchIn(text="invoice page broken", k=2))
+        assert seen == [["invoice page broken"]]
+    finally:
+        match.close()
+        svc.close()
