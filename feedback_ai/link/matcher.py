@@ -51,7 +51,7 @@ over 5 seeds; baselines: name cosine, exemplar prototypes):
   15,000 unrelated texts (app reviews, bug reports) added to the pool cost half a point (91.9%
   -> 91.4% on val); a pool of 3,000 gives 89.7%.
 - Fit (mean per fit): CLINC150 (150 items, 15,100 pool) about 2 s, 8 s with the lexical view;
-  500 items over a 100k pool of vectors (subsampled to `max_pool` = 50,000) 26 s. Fit in
+  500 items over a 100k pool of vectors (subsampled to `max_pool` = 50,000) 24 s. Fit in
   the background and swap the fitted matcher in; `match` never trains.
 """
 
