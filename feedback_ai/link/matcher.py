@@ -57,7 +57,7 @@ over 5 seeds; baselines: name cosine, exemplar prototypes):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -301,11 +301,14 @@ def fit_matcher(
     rejected: Sequence[Array] | None = None,
     config: MatcherConfig | None = None,
     texts: MatcherTexts | None = None,
+    on_dense: Callable[[Matcher], None] | None = None,
 ) -> Matcher:
     """Fit on (C, d) description vectors, optional per-class exemplar / rejected arrays (each
     (n_c, d), possibly empty) and an optional unlabelled (N, d) pool. With `texts` (the pool's
     texts in its order, and the labelled ones) it also fits the lexical view and co-trains with
-    it (`feedback_ai.link.lexical`). See the module docstring."""
+    it (`feedback_ai.link.lexical`), after handing the matcher it has without them to
+    `on_dense` (a caller can serve that one meanwhile: the lexical view takes most of the fit's
+    time). See the module docstring."""
     config = config or MatcherConfig()
     desc = normalise(descriptions)
     labelled = _labelled(desc, exemplars, rejected, config.labelled_weight)
@@ -318,20 +321,31 @@ def fit_matcher(
             data = _join(labelled, pseudo_label(pool_vectors, weights, cap, config))
             history.append(len(data.y) - len(labelled.y))
             weights = train_cosine(data, weights, config)
-    lexical = None
-    if texts is not None and self_train and config.schedule:
-        if len(texts.pool) != len(pool if pool is not None else ()):
-            raise ValueError("MatcherTexts.pool needs one text per pool row")
-        pool_texts = MatcherTexts(
-            texts.descriptions, texts.exemplars, [texts.pool[i] for i in rows]
-        )
-        weights, lexical = co_train(labelled, pool_vectors, weights, pool_texts, config)
-    centroids = support_centroids(labelled, pool_vectors, weights, config)
-    counts = np.bincount(labelled.y, minlength=len(desc)) - 1  # minus the description row
-    members, offsets = class_members(labelled, len(desc), pool_vectors, weights)
-    return Matcher(
-        weights, centroids, counts, len(pool_vectors), history, members, offsets, lexical
-    )
+    if texts is None or not self_train or not config.schedule:
+        return _finish(labelled, len(desc), pool_vectors, weights, history, config)
+    if len(texts.pool) != len(pool if pool is not None else ()):
+        raise ValueError("MatcherTexts.pool needs one text per pool row")
+    if on_dense is not None:
+        on_dense(_finish(labelled, len(desc), pool_vectors, weights, history, config))
+    pool_texts = MatcherTexts(texts.descriptions, texts.exemplars, [texts.pool[i] for i in rows])
+    weights, lexical = co_train(labelled, pool_vectors, weights, pool_texts, config)
+    return _finish(labelled, len(desc), pool_vectors, weights, history, config, lexical)
+
+
+def _finish(
+    labelled: _Training,
+    n_cls: int,
+    pool: Array,
+    weights: Array,
+    history: list[int],
+    config: MatcherConfig,
+    lexical: LexicalView | None = None,
+) -> Matcher:
+    """The fitted matcher around trained `weights`: support centroids and class members."""
+    centroids = support_centroids(labelled, pool, weights, config)
+    counts = np.bincount(labelled.y, minlength=n_cls) - 1  # minus the description row
+    members, offsets = class_members(labelled, n_cls, pool, weights)
+    return Matcher(weights, centroids, counts, len(pool), history, members, offsets, lexical)
 
 
 def _pool_labels(pool: Array, weights: Array, scale: float) -> tuple[Array, Array]:

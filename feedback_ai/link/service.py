@@ -6,9 +6,12 @@ on demand and cached until its inputs change (taxonomy version, roadmap items, l
 on a background thread, one at a time per workspace and kind (requests arriving meanwhile share
 it). Requests wait for the fit until `match_fit_wait_s` after it started, then answer from the
 last fitted matcher, marked `stale` (a workspace's very first fit is always awaited: there is no
-last one). Small workspaces refit in milliseconds and always see their latest edits; a
-self-trained roadmap matcher over 100k stored mentions takes ~20 s, and support agents are not
-kept waiting for it.
+last one). A roadmap fit with a pool has two stages: the self-trained cosine classifier, then
+its lexical view (`feedback_ai.link.lexical`, most of the time); the first stage is served,
+marked `stale`, as soon as it exists, so a first match waits only for that. Small workspaces
+refit in milliseconds and always see their latest edits; at 500 roadmap items over a 20k-mention
+pool the first stage takes ~10 s and the whole fit ~40 s, and support agents are not kept
+waiting for it.
 - themes: classes are the live themes, described by their centroids; feedback a person linked
   to a theme is an exemplar (rejected links push away);
 - roadmap items: classes are the items, described by their title + description vectors;
@@ -26,8 +29,8 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -67,6 +70,7 @@ class _Model:
     ids: list[str]
     labels: list[str]
     matcher: Matcher | None  # None: no classes
+    complete: bool = True  # False: a fit's first stage, its lexical view still being fitted
 
 
 @cache
@@ -94,7 +98,9 @@ class MatchService:
         self._calibrator = calibrator
         self.thresholds = Thresholds(settings.match_matched, settings.match_review)
         self._cache: dict[tuple[str, str], _Model] = {}
-        self._fits: dict[tuple[str, str], tuple[float, Future[_Model]]] = {}  # (started, fit)
+        # (started, fit, ready): `ready` is set once the fit has a matcher to serve (its first
+        # stage) or has ended, failed included
+        self._fits: dict[tuple[str, str], tuple[float, Future[_Model], threading.Event]] = {}
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="match-fit")
 
@@ -189,47 +195,66 @@ class MatchService:
     def model(
         self, workspace: str, kind: str, version: tuple[Any, ...] | None = None
     ) -> tuple[_Model, bool]:
-        """The matcher of `kind` and whether it is stale (fitted on inputs older than `version`,
-        what `_versions` says of them now, read here unless the caller has read it already).
+        """The matcher of `kind` and whether it is stale: fitted on inputs older than `version`
+        (what `_versions` says of them now, read here unless the caller has read it already), or
+        the first stage of a fit whose lexical view is still being fitted.
 
         A changed `version` starts a background fit, unless one is running for this workspace
         and kind already (it is shared); the call waits for it until `match_fit_wait_s` after the
-        fit started and otherwise returns the last fitted matcher."""
+        fit started and otherwise returns the last fitted matcher. A fit with a lexical view
+        (roadmap matchers with a pool) serves its first stage, the self-trained cosine
+        classifier, as soon as it has it: a workspace's first match waits only for that."""
         version = version if version is not None else self._versions(workspace)[kind]
         key = (workspace, kind)
         with self._lock:
             cached = self._cache.get(key)
-            if cached is not None and cached.version == version:
+            if cached is not None and cached.version == version and cached.complete:
                 return cached, False
-            started, fit = self._fits.get(key, (0.0, None))
-            if fit is None or fit.done():
-                started, fit = time.monotonic(), self._executor.submit(self._fit, workspace, kind)
+            running = self._fits.get(key)
+            if running is None or running[1].done():
+                ready = threading.Event()
+                fit = self._executor.submit(self._fit, workspace, kind, ready)
                 fit.add_done_callback(_log_failure)
-                self._fits[key] = (started, fit)
+                fit.add_done_callback(lambda _: ready.set())
+                running = (time.monotonic(), fit, ready)
+                self._fits[key] = running
+        started, fit, ready = running
         # The wait is counted from the fit's start: once one request has waited it out, those
         # that come during the rest of the fit answer from the last matcher at once.
         wait = max(0.0, started + self.settings.match_fit_wait_s - time.monotonic())
-        try:
-            fresh = fit.result(timeout=None if cached is None else wait)
-        except FutureTimeout:
+        if not ready.wait(timeout=None if cached is None else wait):
             assert cached is not None
             return cached, True
-        return fresh, fresh.version != version
+        if fit.done():
+            fresh = fit.result()  # raises what the fit raised
+        else:
+            with self._lock:
+                fresh = self._cache[key]  # the fit's first stage
+        return fresh, fresh.version != version or not fresh.complete
 
-    def _fit(self, workspace: str, kind: str) -> _Model:
+    def _fit(self, workspace: str, kind: str, ready: threading.Event) -> _Model:
         """Fit on what the records hold now; the version read first, so data changing during the
-        fit only makes the result look older than it is (and refit once more)."""
+        fit only makes the result look older than it is (and refit once more). A first stage
+        (`complete=False`) is cached and `ready` set as soon as the fit hands it over."""
+
+        def publish(model: _Model) -> None:
+            model.version = version
+            with self._lock:
+                self._cache[(workspace, kind)] = model
+            ready.set()
+
         version = self._versions(workspace)[kind]
-        fresh = self._fit_themes(workspace) if kind == "theme" else self._fit_roadmap(workspace)
-        fresh.version = version
-        with self._lock:
-            self._cache[(workspace, kind)] = fresh
+        if kind == "theme":
+            fresh = self._fit_themes(workspace)
+        else:
+            fresh = self._fit_roadmap(workspace, publish)
+        publish(fresh)
         return fresh
 
     def wait_for_fits(self) -> None:
         """Block until the background fits started so far are done (tests, benchmarks)."""
         with self._lock:
-            fits = [fit for _, fit in self._fits.values()]
+            fits = [fit for _, fit, _ in self._fits.values()]
         for fit in fits:
             fit.exception()
 
@@ -276,7 +301,10 @@ class MatchService:
         matcher = fit_matcher(desc, good, None, bad, _no_pool())
         return _Model((), keys, [live[k].label for k in keys], matcher)
 
-    def _fit_roadmap(self, workspace: str) -> _Model:
+    def _fit_roadmap(
+        self, workspace: str, first_stage: Callable[[_Model], None] | None = None
+    ) -> _Model:
+        """The roadmap matcher; `first_stage` gets it before its lexical view is fitted."""
         points = self.store.list_themes(workspace, kind="roadmap")
         items = {i.key: i for i in self.links.items(workspace)}
         titles = {key: i.title for key, i in items.items()}
@@ -301,8 +329,14 @@ class MatchService:
             good_texts,
             pool_texts,
         )
-        matcher = fit_matcher(desc, good, pool, bad, texts=texts)
-        return _Model((), keys, [titles[k] for k in keys], matcher)
+        labels = [titles[k] for k in keys]
+
+        def dense(m: Matcher) -> None:
+            if first_stage is not None:
+                first_stage(_Model((), keys, labels, m, complete=False))
+
+        matcher = fit_matcher(desc, good, pool, bad, texts=texts, on_dense=dense)
+        return _Model((), keys, labels, matcher)
 
     def _exemplars(
         self, workspace: str, kind: str, keys: list[str], desc: np.ndarray

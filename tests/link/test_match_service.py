@@ -51,13 +51,13 @@ class Gate:
         self.release, self.running, self.most, self.calls = threading.Event(), 0, 0, 0
         self._lock, fit = threading.Lock(), match._fit_roadmap
 
-        def held(workspace: str) -> Any:
+        def held(workspace: str, *stage: Any) -> Any:
             with self._lock:
                 self.running, self.calls = self.running + 1, self.calls + 1
                 self.most = max(self.most, self.running)
             try:
                 self.release.wait(10)
-                return fit(workspace)
+                return fit(workspace, *stage)
             finally:
                 with self._lock:
                     self.running -= 1
@@ -110,7 +110,7 @@ def test_a_failed_fit_fails_the_request_that_waits_for_it(
     match, roadmap = services
     roadmap.upsert(WS, [_item("PAY-1", "faster card delivery")])
 
-    def broken(workspace: str) -> Any:
+    def broken(workspace: str, *stage: Any) -> Any:
         raise RuntimeError("store gone")
 
     match._fit_roadmap = broken  # type: ignore[method-assign]
@@ -118,9 +118,21 @@ def test_a_failed_fit_fails_the_request_that_waits_for_it(
         match.match(WS, out.MatchIn(text="card delivery"))
 
 
-def test_the_roadmap_matcher_reads_the_stored_texts_and_the_ticket_text(tmp_path: Path) -> None:
+def test_the_roadmap_matcher_reads_the_stored_texts_and_the_ticket_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With a pool, the roadmap matcher is fitted with its lexical view on the stored mentions'
-    texts, and `match` scores the ticket's text with it."""
+    texts, and `match` scores the ticket's text with it. Until that view is fitted, matches
+    are served by the fit's first stage (the cosine classifier), marked stale."""
+    from feedback_ai.link import matcher as matcher_module
+
+    lexical_stage, co_train = threading.Event(), matcher_module.co_train
+
+    def held_co_train(*args: Any) -> Any:
+        lexical_stage.wait(10)
+        return co_train(*args)
+
+    monkeypatch.setattr(matcher_module, "co_train", held_co_train)
     settings = Settings(data_dir=tmp_path, store_backend=StoreBackend.qdrant, qdrant_url=":memory:")
     svc = build_service(settings, embedder=HashEmbedder(), nlp=PassthroughNLP())
     svc.records.create_key(WS)
@@ -133,7 +145,14 @@ def test_the_roadmap_matcher_reads_the_stored_texts_and_the_ticket_text(tmp_path
     roadmap = RoadmapService(settings, svc.records, svc.store, svc.embedder, match)
     try:
         roadmap.upsert(WS, [_item("EXP-1", "faster export"), _item("INV-1", "invoice fixes")])
-        assert _roadmap_keys(match, "export is slow")[0][0] == "EXP-1"
+        keys, stale = _roadmap_keys(match, "export is slow")  # the first stage answers
+        assert keys[0] == "EXP-1" and stale
+        first = match.model(WS, "roadmap")[0]
+        assert not first.complete and first.matcher and first.matcher.lexical is None
+        lexical_stage.set()
+        match.wait_for_fits()
+        keys, stale = _roadmap_keys(match, "export is slow")
+        assert keys[0] == "EXP-1" and not stale
         fitted = match.model(WS, "roadmap")[0].matcher
         assert fitted is not None and fitted.lexical is not None and fitted.pool_used == 4
         seen: list[Any] = []
