@@ -30,7 +30,8 @@ from eval.retrieval import PROJECTS, load_project
 from feedback_ai.embed import build_embedder
 from feedback_ai.embed.onnx import OnnxEmbedder
 from feedback_ai.embed.packaged import packaged_model
-from feedback_ai.embed.registry import Registry, record_for
+from feedback_ai.embed.registry import Registry, Variant, record_for
+from feedback_ai.embed.sentence_transformers import SentenceTransformerEmbedder
 
 MODEL = "all-MiniLM-L6-v2"
 TORCH = "torch: sentence-transformers encode"
@@ -50,6 +51,7 @@ def configurations(models_dir: Path, batch_size: int) -> dict[str, Callable[[lis
     model = packaged_model(MODEL)
     registry = Registry.load(models_dir)
     torch_embedder = build_embedder(model, "torch", models_dir, batch_size, registry)
+    assert isinstance(torch_embedder, SentenceTransformerEmbedder)
     st = torch_embedder.model  # the SentenceTransformer itself: its own encode, nothing of ours
     configs: dict[str, Callable[[list[str]], Any]] = {
         TORCH: lambda t: st.encode(
@@ -147,7 +149,7 @@ def update_registry(models_dir: Path, report: dict[str, Any]) -> None:
     model = packaged_model(MODEL)
     registry = Registry.load(models_dir)
     short, long = (report["sets"][name]["methods"] for name in report["sets"])
-    names = {"torch": TORCH, "onnx": "onnx", "onnx-int8": "onnx-int8"}
+    names: dict[Variant, str] = {"torch": TORCH, "onnx": "onnx", "onnx-int8": "onnx-int8"}
     for variant, name in names.items():
         record = registry.get(model.name, variant) or record_for(model, variant, models_dir)
         record.metrics["throughput"] = {

@@ -20,6 +20,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -210,7 +211,7 @@ def regime_figures(task: Task, runs: list[Run], shots: list | None) -> dict:
             }
         )
     keys = [k for k in rows[0] if rows[0][k] is not None]
-    out = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    out: dict[str, Any] = {k: float(np.mean([r[k] for r in rows])) for k in keys}
     out.update({f"{k}_per_seed": [r[k] for r in rows] for k in ("top1",) if len(rows) > 1})
     if len(rows) > 1 and "auroc_support" in keys:
         out["auroc_support_per_seed"] = [r["auroc_support"] for r in rows]
@@ -298,7 +299,7 @@ def evaluate_task(task: Task, seeds: int, with_variants: bool) -> tuple[list[Run
     rows = [sample_rows(task, s) for s in range(seeds)]
     shots = [[task.source_x[r] for r in rs] for rs in rows]
     few = [replace(run_matcher(task, rs, config), seed=s) for s, rs in enumerate(rows)]
-    figures = {
+    figures: dict[str, Any] = {
         "zero_shot": regime_figures(task, [zero], None),
         f"{SHOTS}_shot": regime_figures(task, few, shots),
     }
@@ -344,7 +345,8 @@ def main() -> None:
     parser.add_argument("--no-save-default", action="store_true")
     parser.add_argument("--no-fit-cost", action="store_true", help="skip the 500-item fit timing")
     args = parser.parse_args()
-    tasks, report = [clinc_task(), banking_task()], {"config": asdict(MatcherConfig())}
+    tasks = [clinc_task(), banking_task()]
+    report: dict[str, Any] = {"config": asdict(MatcherConfig())}
     done = []
     for task in tasks:
         runs, figures = evaluate_task(task, args.seeds, not args.no_variants)

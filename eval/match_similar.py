@@ -12,6 +12,7 @@ Run: `python -m eval.match_similar`.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -51,7 +52,7 @@ def main() -> None:
     a, b = float(lr.coef_[0][0]), float(lr.intercept_[0])
     cos_test, y_test = pairs(*split(("test", "oos_test")), pool)
     p = 1.0 / (1.0 + np.exp(-(a * cos_test + b)))
-    report = {
+    report: dict[str, Any] = {
         "a": a,
         "b": b,
         "fitted_on": "CLINC150 val + oos_val vs train + oos_train, 5 nearest each",

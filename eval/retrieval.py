@@ -29,7 +29,13 @@ import numpy as np
 from eval.corpus import ROOT, SHARED, embeddings
 from feedback_ai.embed import build_embedder
 from feedback_ai.embed.packaged import packaged_model
-from feedback_ai.embed.registry import GATE_METRIC, GATE_TOLERANCE, Registry, record_for
+from feedback_ai.embed.registry import (
+    GATE_METRIC,
+    GATE_TOLERANCE,
+    Registry,
+    Variant,
+    record_for,
+)
 
 DATA = SHARED / "gitbugs-duplicates"
 PROJECTS = {
@@ -39,7 +45,7 @@ PROJECTS = {
 MAX_CHARS = 2_000
 KS = (1, 5, 10)
 RRF_K = 60
-VARIANTS = ("torch", "onnx", "onnx-int8")
+VARIANTS: tuple[Variant, ...] = ("torch", "onnx", "onnx-int8")
 BOOTSTRAP = 10_000
 
 
@@ -310,7 +316,7 @@ def main() -> None:
     metrics, pooled = evaluate(projects, vectors, alone)
     queries = {p.name: len(p.duplicates) for p in projects}
     queries["all"] = sum(queries.values())
-    comparison = {
+    comparison: dict[str, Any] = {
         v: paired_bootstrap(pooled[f"dense-{v}"], pooled[f"hybrid-{v}"]) for v in VARIANTS
     }
     report = {

@@ -18,6 +18,7 @@ import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +84,7 @@ def main() -> None:
             store.close()
     pooled = {mode: np.concatenate(r) for mode, r in ranks.items()}
     finite = {m: np.where(np.isfinite(r), r, DEPTH + 1) for m, r in pooled.items()}
-    report = {
+    report: dict[str, Any] = {
         "embedder": f"{embedder.name} ({getattr(embedder, 'variant', 'torch')})",
         "queries": len(pooled["dense"]),
         "metrics": {mode: summarise(r) for mode, r in pooled.items()},

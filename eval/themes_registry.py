@@ -32,20 +32,25 @@ from eval import labelled as L
 from eval.corpus import ROOT
 from feedback_ai import ids
 from feedback_ai.config import Settings, StoreBackend
+from feedback_ai.embed._base import Embedder
 
 RESULTS = ROOT / "eval" / "results"
 WORKSPACE = "eval"
 
 
-class CachedEmbedder:
+class CachedEmbedder(Embedder):
     """The default embedder, answering from the eval cache for texts it has seen."""
 
     def __init__(self, texts: list[str], vectors: np.ndarray) -> None:
+        super().__init__()
         self.inner = L.default_embedder()
         self.name, self.variant, self.dim = self.inner.name, self.inner.variant, self.inner.dim
         self.lookup = {t.strip(): v for t, v in zip(texts, vectors, strict=True)}
 
-    def embed(self, texts: list[str], progress: Any = None, batch_size: Any = None) -> np.ndarray:
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        return self.embed(texts)
+
+    def embed(self, texts: Any, progress: Any = None, batch_size: Any = None) -> np.ndarray:
         """As `Embedder.embed` (the pipeline passes a progress callback and a batch size)."""
         missing = [t for t in texts if t not in self.lookup]
         if missing:
