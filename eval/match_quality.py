@@ -309,6 +309,13 @@ def evaluate_task(task: Task, seeds: int, with_variants: bool) -> tuple[list[Run
         "zero_shot": regime_figures(task, dense[:1], None),
         f"{SHOTS}_shot": regime_figures(task, dense[1:], shots),
     }
+    # ... and without the query-time local re-ranking (matcher step 7)
+    no_local = replace(config, local_weight=0.0)
+    plain = [run_matcher(task, rs, no_local) for rs in [None, *rows]]
+    figures["no_local_rerank"] = {
+        "zero_shot": regime_figures(task, plain[:1], None),
+        f"{SHOTS}_shot": regime_figures(task, plain[1:], shots),
+    }
     figures["oracle_all_labels"] = oracle(task)
     if with_variants:
         from eval.match_variants import variants

@@ -37,13 +37,14 @@ def _headline(name: str, r: dict) -> list[str]:
                 _f(c.get("auroc_in_scope"), False),
             ]
         )
-    for regime in REGIMES if "dense_only" in r else ():
-        fig = r["dense_only"][regime]
-        seeds = fig.get("top1_per_seed")
-        spread = f" ({', '.join(_f(s) for s in seeds)})" if seeds else ""
-        label = f"{regime}, dense only (no lexical view; not calibrated)"
-        rows.append([label, "", _f(fig["top1"]) + spread, "", _f(fig.get("auroc_support"), False)])
-        rows[-1] += ["", ""]
+    for key, what in ABLATIONS.items():
+        for regime in REGIMES if key in r else ():
+            fig = r[key][regime]
+            seeds = fig.get("top1_per_seed")
+            spread = f" ({', '.join(_f(s) for s in seeds)})" if seeds else ""
+            label = f"{regime}, {what}; not calibrated)"
+            top = _f(fig["top1"]) + spread
+            rows.append([label, "", top, "", _f(fig.get("auroc_support"), False), "", ""])
     o = r["oracle_all_labels"]
     rows.append(["(all labels: prototypes of every labelled pool text)", "", _f(o["top1"]), ""])
     rows[-1] += [_f(o["auroc"], False), "", ""]
@@ -51,6 +52,11 @@ def _headline(name: str, r: dict) -> list[str]:
     columns = [*header, "AUROC (confidence)", "AUROC (P(in scope))"]
     return _table(f"{name} (test split)", columns, rows)
 
+
+ABLATIONS = {  # the same fits without one step (match_quality.evaluate_task)
+    "dense_only": "dense only (no lexical view",
+    "no_local_rerank": "without the local re-ranking (local_weight 0",
+}
 
 DECISION_ROWS = (
     ("own", "tune_at_defaults_own", "tuning"),
@@ -125,12 +131,13 @@ def markdown(report: dict) -> str:
         lines += _variants(name, report[name])
     transfer = report["transfer_clinc_calibrator_on_banking77_test_ece"]
     lat = report["match_latency"]
+    members = f", {lat['pool']:,} pool members" if "pool" in lat else ""
     lines += [
         f"Calibrator fitted on CLINC150 tuning data only, applied to BANKING77 test: "
         f"ECE {transfer:.3f}.",
         "",
-        f"`Matcher.match`, one query, {lat['items']} items: p50 {lat['p50_ms']:.3f} ms, "
-        f"p95 {lat['p95_ms']:.3f} ms.",
+        f"`Matcher.match`, one query, {lat['items']} items{members}: "
+        f"p50 {lat['p50_ms']:.3f} ms, p95 {lat['p95_ms']:.3f} ms.",
         "",
     ]
     for name in ("clinc150", "banking77"):

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from feedback_ai.link.calibration import NO_MATCH, decide, fit_calibrator, match_features
 from feedback_ai.link.lexical import MatcherTexts
-from feedback_ai.link.matcher import MatcherConfig, fit_matcher, label_text, normalise
+from feedback_ai.link.matcher import Matcher, MatcherConfig, fit_matcher, label_text, normalise
 from tests.link.conftest import CLINC_INTENTS, SmallClinc
 
 FAST = MatcherConfig(steps=15)
@@ -172,3 +174,35 @@ def test_real_clinc_lexical_view_does_not_lose_top1(clinc: SmallClinc) -> None:
     lexical = both.match(queries, k=1, texts=query_texts)
     assert (lexical.indices != dense.indices).any()
     assert (lexical.indices[:, 0] == truth).mean() >= (dense.indices[:, 0] == truth).mean()
+
+
+def test_local_score_reranks_towards_the_class_whose_members_surround_the_query() -> None:
+    # The classifier prefers class 0 by a hair; class 1's known members sit right at the query.
+    w = normalise(np.array([[1.0, 0.0, 0.0], [0.9, 0.3, 0.0], [0.0, 0.0, 1.0]]))
+    query = normalise(np.array([[0.99, 0.08, 0.0]]))
+    members = normalise(np.array([[1.0, -0.6, 0.3], [0.99, 0.09, 0.0], [0.98, 0.1, 0.02]]))
+    offsets = np.array([0, 1, 3, 3])  # class 0: one far member, class 1: two close, class 2: none
+
+    def matcher(local_weight: float) -> Matcher:
+        return Matcher(
+            w, w.copy(), np.zeros(3, int), members=members.astype(np.float16),
+            member_offsets=offsets, local_weight=local_weight,
+        )  # fmt: skip
+
+    plain, local = matcher(0.0).match(query, k=3), matcher(0.4).match(query, k=3)
+    assert plain.indices[0, 0] == 0 and local.indices[0, 0] == 1
+    # the returned scores carry the local term, the runner-up too
+    assert local.scores[0, 0] > plain.scores[0, list(plain.indices[0]).index(1)] + 0.3
+    assert local.second[0] == pytest.approx(local.scores[0, 1])
+    assert local.nearest is not None
+    assert local.nearest[0, 0] == pytest.approx(float((members[1:] @ query[0]).max()), abs=1e-3)
+    # class 2 has no members: its support cosine stands in
+    two = list(local.indices[0]).index(2)
+    assert local.nearest[0, two] == pytest.approx(local.support[0, two])
+
+
+def test_local_score_needs_members() -> None:
+    centres, x, _ = clusters(5, 8, seed=3)
+    fitted = fit_matcher(centres, config=FAST)  # no exemplars, no pool: nothing to re-rank with
+    unranked = fit_matcher(centres, config=replace(FAST, local_weight=0.0))
+    np.testing.assert_allclose(fitted.match(x, k=3).scores, unranked.match(x, k=3).scores)
