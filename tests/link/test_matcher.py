@@ -185,7 +185,7 @@ def test_local_score_reranks_towards_the_class_whose_members_surround_the_query(
 
     def matcher(local_weight: float) -> Matcher:
         return Matcher(
-            w, w.copy(), np.zeros(3, int), members=members.astype(np.float16),
+            w, w.copy(), np.zeros(3, int), members=members,
             member_offsets=offsets, local_weight=local_weight,
         )  # fmt: skip
 
