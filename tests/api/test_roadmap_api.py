@@ -190,6 +190,10 @@ def test_bad_roadmap_input(env: Any) -> None:
         ("post", "/v1/roadmap/NOPE-1/themes/th_x", {"action": "confirm"}, 404, "NOPE-1"),
         ("post", "/v1/feedback/nope/links", {"roadmap_key": "PAY-1"}, 404, "nope"),
         ("post", "/v1/webhooks", {"url": "not a url"}, 422, "url"),
+        ("post", "/v1/match", {"text": ""}, 422, "text"),
+        ("post", "/v1/match", {"text": "  \n "}, 422, "empty or whitespace"),
+        ("post", "/v1/match", {"text": "card", "k": 0}, 422, "k"),
+        ("post", "/v1/match", {"txt": "card"}, 422, "text"),
     ]
     env.post("/v1/roadmap", json={"items": ROADMAP})
     for method, path, body, code, words in cases:
