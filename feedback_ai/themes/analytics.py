@@ -106,6 +106,12 @@ def ranking(
     return [_row(live[i], cols, pos[i]) for i in (present + missing)[page]]
 
 
+def _sums(theme: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
+    """float64 sums of `weights` per theme 0..n-1 (numpy's weighted bincount of no rows gives
+    int64 zeros, which broke `+=` of ARR when no item in the window had an account)."""
+    return np.bincount(theme, weights=weights, minlength=n).astype(np.float64, copy=False)
+
+
 def figures(facts: Facts, mask: np.ndarray) -> dict[str, np.ndarray]:
     """Per theme (index of facts.theme_ids) over the masked rows."""
     n = len(facts.theme_ids)
@@ -121,16 +127,15 @@ def figures(facts: Facts, mask: np.ndarray) -> dict[str, np.ndarray]:
     np.maximum.at(arr, pair, revenue[known])  # ARR >= 0 (no ARR: 0)
     per_theme = (pairs >> 32).astype(np.intp)
     out["accounts"] = np.bincount(per_theme, minlength=n)
-    out["revenue"] = np.bincount(per_theme, weights=arr, minlength=n)
-    out["revenue"] += np.bincount(theme[~known], weights=revenue[~known], minlength=n)
+    out["revenue"] = _sums(per_theme, arr, n) + _sums(theme[~known], revenue[~known], n)
     sentiment = facts.sentiment[mask]
     has = ~np.isnan(sentiment)
-    out["sentiment_sum"] = np.bincount(theme[has], weights=sentiment[has], minlength=n)
+    out["sentiment_sum"] = _sums(theme[has], sentiment[has], n)
     out["sentiment_n"] = np.bincount(theme[has], minlength=n)
     rating, scale = facts.rating[mask], facts.scale[mask]
     for code, name in enumerate(SCALES, start=1):
         rated = (scale == code) & ~np.isnan(rating)
-        out[f"{name}_sum"] = np.bincount(theme[rated], weights=rating[rated], minlength=n)
+        out[f"{name}_sum"] = _sums(theme[rated], rating[rated], n)
         out[f"{name}_n"] = np.bincount(theme[rated], minlength=n)
     return out
 

@@ -72,6 +72,16 @@ def test_ranking_counts_items_accounts_and_revenue_once_per_account() -> None:
     assert worst[-1]["sentiment"] is None  # themes without sentiment come last
 
 
+def test_ranking_without_any_account_rating_or_sentiment() -> None:
+    # Feedback with no account, ARR, rating or sentiment (a plain CSV of texts): once a 500.
+    rows = [row("a", "i1", 1), row("a", "i2", 2, revenue=30.0), row("b", "i3", 3)]
+    ranked = analytics.ranking(facts(rows), [T("a"), T("b")], timedelta(days=30), END)
+    a = ranked[0]
+    assert (a["theme"].id, a["items"], a["accounts"], a["revenue"]) == ("a", 2, 0, 30.0)
+    assert a["sentiment"] is None and a["rating"] == {}
+    assert ranked[1]["revenue"] == 0.0
+
+
 def test_evidence_is_the_newest_items_of_the_window() -> None:
     rows = [row("a", f"i{d}", d) for d in (3, 1, 9, 40, 2)]
     found = analytics.evidence(
