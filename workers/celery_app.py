@@ -10,7 +10,9 @@ from feedback_ai.config import Settings
 def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or Settings()
     app = Celery(
-        "feedback_ai", broker=settings.broker_url, include=["workers.tasks", "workers.theme_tasks"]
+        "feedback_ai",
+        broker=settings.broker_url,
+        include=["workers.tasks", "workers.theme_tasks", "workers.link_tasks"],
     )
     app.conf.update(
         task_serializer="json",

@@ -48,7 +48,7 @@ def broker() -> Iterator[str]:
     client.flushdb()
 
 
-def _env(data_dir: Path, broker: str) -> dict[str, str]:
+def _env(data_dir: Path, broker: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         FEEDBACK_AI_MODE="distributed",
@@ -59,15 +59,19 @@ def _env(data_dir: Path, broker: str) -> dict[str, str]:
         FEEDBACK_AI_TASK_BATCH_SIZE="16",
         HF_HUB_OFFLINE="1",
     )
+    env.update({f"FEEDBACK_AI_{k.upper()}": v for k, v in extra.items()})
     return env
 
 
-def _start_worker(data_dir: Path, broker: str, log: Path, *options: str) -> subprocess.Popen[bytes]:
+def _start_worker(
+    data_dir: Path, broker: str, log: Path, *options: str, **settings: str
+) -> subprocess.Popen[bytes]:
+    """`feedback-ai worker` in distributed mode; `settings` are FEEDBACK_AI_* overrides."""
     cmd = [sys.executable, "-m", "feedback_ai.cli", "worker", "--loglevel", "INFO", *options]
     return subprocess.Popen(
         cmd,
         cwd=ROOT,
-        env=_env(data_dir, broker),
+        env=_env(data_dir, broker, **settings),
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -190,3 +194,62 @@ def test_a_threads_pool_worker_loads_its_models_before_its_first_batch(
     api_service.close()
     assert job["status"] == "succeeded" and job["counts"]["stored"] == 40, log.read_text()[-3000:]
     assert log.read_text().count("warm-up done") == 1  # once for the process, not per thread
+
+
+def test_worker_refits_themes_and_delivers_a_signed_webhook(tmp_path: Path, broker: str) -> None:
+    """The theme and link tasks in distributed mode, run by a real worker over Redis: a refit
+    queued through the API (followed through the job API), then a roadmap status change whose
+    webhook the worker delivers, retried after a 500, signed."""
+    from standardwebhooks.webhooks import Webhook as Verifier
+
+    from tests.api.test_roadmap_api import Receiver
+
+    api_service = _api_service(tmp_path, broker)
+    log = tmp_path / "worker.log"
+    # a visibility timeout well past the retry's countdown (up to 5 s): no redelivery here
+    worker = _start_worker(
+        tmp_path, broker, log, broker_visibility_timeout_s="120", webhook_max_retries="3"
+    )
+    app = create_app(service=api_service, dispatch=CeleryDispatcher())
+    try:
+        with TestClient(app) as client:
+            client.headers["Authorization"] = f"Bearer {api_service.records.create_key('default')}"
+            r = client.post("/v1/feedback", json={"items": _items(600, "r")})
+            job = _wait_job(client, r.json()["job_id"], lambda j: j["status"] != "queued" and
+                            j["counts"]["pending"] == 0, wait=30)  # fmt: skip
+            assert job["counts"]["stored"] == 600, log.read_text()[-3000:]
+
+            r = client.post("/v1/themes/refit")
+            assert r.status_code == 202, r.text
+            run = _wait_job(client, r.json()["job_id"], lambda j: j["status"] in ("succeeded",
+                            "failed"), timeout=300, poll=1)  # fmt: skip
+            assert run["status"] == "succeeded", (run, log.read_text()[-3000:])
+            assert run["result"]["themes"] >= 5 and run["result"]["mentions"] >= 600
+            ranked = client.get("/v1/themes", params={"window": "3650d", "limit": 100}).json()
+            assert ranked["taxonomy_version"] == run["result"]["taxonomy_version"]
+            # every item in a theme (one with mentions in two themes counts in both)
+            assert sum(t["items"] for t in ranked["themes"]) >= 600, ranked
+
+            receiver = Receiver([500, 200])
+            hook = client.post("/v1/webhooks", json={"url": receiver.url}).json()
+            item = {"key": "CARD-1", "title": "Faster card delivery", "status": "planned"}
+            assert client.post("/v1/roadmap", json={"items": [item]}).status_code == 200
+            r = client.patch("/v1/roadmap/CARD-1", json={"status": "shipped"})
+            assert r.status_code == 200, r.text
+            deadline, deliveries = time.monotonic() + 60, []
+            while time.monotonic() < deadline:
+                deliveries = client.get("/v1/webhooks/deliveries").json()
+                if deliveries and deliveries[0]["state"] != "pending":
+                    break
+                time.sleep(0.5)
+    finally:
+        _stop(worker)
+        api_service.close()
+    assert deliveries and deliveries[0]["state"] == "delivered", (
+        deliveries,
+        log.read_text()[-3000:],
+    )
+    assert deliveries[0]["attempts"] == 2 and len(receiver.seen) == 2
+    headers, body = receiver.seen[-1]
+    event = Verifier(hook["secret"]).verify(body, headers)  # raises if the signature is wrong
+    assert event["key"] == "CARD-1" and (event["from"], event["to"]) == ("planned", "shipped")

@@ -136,3 +136,25 @@ def test_a_batch_that_keeps_failing_is_marked_failed_after_the_retries(
     status = service.job_status("default", job_id)
     assert status.status == "failed" and status.counts["failed"] == 1
     assert "gave up after 2 retries: OSError: disk full" in status.failed[0]["reason"]
+
+
+def test_a_worker_registers_every_task_the_api_and_beat_send() -> None:
+    """A worker knows only the tasks of the modules the Celery app includes: one left out
+    (the webhook tasks once were) makes its messages fail as unregistered in distributed mode,
+    while the in-process dispatcher, which imports the tasks itself, works."""
+    import subprocess
+    import sys
+
+    import workers.dispatch  # noqa: F401  (imports every task module, as the API does)
+    from workers.celery_app import celery_app
+
+    sent = {name for name in celery_app.tasks if name.startswith("feedback_ai.")}
+    sent |= {entry["task"] for entry in celery_app.conf.beat_schedule.values()}
+    code = (
+        "from workers.celery_app import celery_app as app; app.loader.import_default_modules(); "
+        "print(' '.join(n for n in app.tasks if n.startswith('feedback_ai.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    registered = set(out.stdout.split())
+    assert {"feedback_ai.deliver_webhook", "feedback_ai.ingest_batch"} <= sent
+    assert sent <= registered, sorted(sent - registered)
