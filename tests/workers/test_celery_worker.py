@@ -113,6 +113,7 @@ def _api_service(data_dir: Path, broker: str) -> Any:
         qdrant_url=":memory:",
         broker_url=broker,
         task_batch_size=16,
+        analytics_max_age_s=0,  # rankings reload live assignments at once (default: 30 s)
     )
     return build_service(settings, embedder=HashEmbedder(), nlp=PassthroughNLP())
 
@@ -229,6 +230,20 @@ def test_worker_refits_themes_and_delivers_a_signed_webhook(tmp_path: Path, brok
             assert ranked["taxonomy_version"] == run["result"]["taxonomy_version"]
             # every item in a theme (one with mentions in two themes counts in both)
             assert sum(t["items"] for t in ranked["themes"]) >= 600, ranked
+
+            # live assignment at ingest, in the worker, onto the refit's themes
+            r = client.post("/v1/feedback", json={"items": _items(40, "live")})
+            job = _wait_job(client, r.json()["job_id"], lambda j: j["status"] != "queued" and
+                            j["counts"]["pending"] == 0, wait=30)  # fmt: skip
+            assert job["counts"]["stored"] == 40
+            before, deadline = sum(t["items"] for t in ranked["themes"]), time.monotonic() + 30
+            while time.monotonic() < deadline:  # the API reloads its columns in the background
+                after = client.get("/v1/themes", params={"window": "3650d", "limit": 100}).json()
+                assigned = sum(t["items"] for t in after["themes"]) - before
+                if assigned >= 30:  # a few may wait in the unassigned pool
+                    break
+                time.sleep(0.5)
+            assert assigned >= 30, after
 
             receiver = Receiver([500, 200])
             hook = client.post("/v1/webhooks", json={"url": receiver.url}).json()
