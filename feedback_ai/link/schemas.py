@@ -163,6 +163,12 @@ class MatchOut(BaseModel):
         description="True when themes or roadmap items changed and their matcher is still being "
         "refitted: candidates come from the last fitted one (ask again in a few seconds).",
     )
+    partial: bool = Field(
+        False,
+        description="True when the roadmap candidates come from a fit's first stage: the latest "
+        "items and links are in, the matcher's lexical view is still being fitted (a point or "
+        "so of top-1 accuracy; ask again later for the full answer).",
+    )
     in_scope: dict[str, float | None] = Field(
         default_factory=dict,
         description="Per list (`themes`, `roadmap`): P(the ticket is about one of its entries at "

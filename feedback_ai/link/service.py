@@ -8,7 +8,7 @@ it). Requests wait for the fit until `match_fit_wait_s` after it started, then a
 last fitted matcher, marked `stale` (a workspace's very first fit is always awaited: there is no
 last one). A roadmap fit with a pool has two stages: the self-trained cosine classifier, then
 its lexical view (`feedback_ai.link.lexical`, most of the time); the first stage is served,
-marked `stale`, as soon as it exists, so a first match waits only for that. Small workspaces
+marked `partial`, as soon as it exists, so a first match waits only for that. Small workspaces
 refit in milliseconds and always see their latest edits; at 500 roadmap items over a 20k-mention
 pool the first stage takes ~10 s and the whole fit ~40 s, and support agents are not kept
 waiting for it.
@@ -116,6 +116,7 @@ class MatchService:
         versions = self._versions(workspace)
         theme_model, theme_stale = self.model(workspace, "theme", versions["theme"])
         roadmap_model, roadmap_stale = self.model(workspace, "roadmap", versions["roadmap"])
+        partial = not (theme_model.complete and roadmap_model.complete)
         themes, themes_scope = self._scored(theme_model, query, req.k)
         roadmap, roadmap_scope = self._scored(roadmap_model, query, req.k, req.text)
         best = roadmap[0] if roadmap else (themes[0] if themes else None)
@@ -123,6 +124,7 @@ class MatchService:
             decision=best.decision if best else "no_match",
             thresholds={"matched": self.thresholds.matched, "review": self.thresholds.review},
             stale=theme_stale or roadmap_stale,
+            partial=partial,
             in_scope={"themes": themes_scope, "roadmap": roadmap_scope},
             themes=themes,
             roadmap=roadmap,
@@ -196,8 +198,9 @@ class MatchService:
         self, workspace: str, kind: str, version: tuple[Any, ...] | None = None
     ) -> tuple[_Model, bool]:
         """The matcher of `kind` and whether it is stale: fitted on inputs older than `version`
-        (what `_versions` says of them now, read here unless the caller has read it already), or
-        the first stage of a fit whose lexical view is still being fitted.
+        (what `_versions` says of them now, read here unless the caller has read it already).
+        The matcher may be a fit's first stage (`complete` False: its lexical view is still
+        being fitted).
 
         A changed `version` starts a background fit, unless one is running for this workspace
         and kind already (it is shared); the call waits for it until `match_fit_wait_s` after the
@@ -224,13 +227,13 @@ class MatchService:
         wait = max(0.0, started + self.settings.match_fit_wait_s - time.monotonic())
         if not ready.wait(timeout=None if cached is None else wait):
             assert cached is not None
-            return cached, True
+            return cached, cached.version != version
         if fit.done():
             fresh = fit.result()  # raises what the fit raised
         else:
             with self._lock:
                 fresh = self._cache[key]  # the fit's first stage
-        return fresh, fresh.version != version or not fresh.complete
+        return fresh, fresh.version != version
 
     def _fit(self, workspace: str, kind: str, ready: threading.Event) -> _Model:
         """Fit on what the records hold now; the version read first, so data changing during the

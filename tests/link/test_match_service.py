@@ -123,7 +123,8 @@ def test_the_roadmap_matcher_reads_the_stored_texts_and_the_ticket_text(
 ) -> None:
     """With a pool, the roadmap matcher is fitted with its lexical view on the stored mentions'
     texts, and `match` scores the ticket's text with it. Until that view is fitted, matches
-    are served by the fit's first stage (the cosine classifier), marked stale."""
+    are served by the fit's first stage (the cosine classifier), marked partial (not stale:
+    it has the latest items)."""
     from feedback_ai.link import matcher as matcher_module
 
     lexical_stage, co_train = threading.Event(), matcher_module.co_train
@@ -145,14 +146,15 @@ def test_the_roadmap_matcher_reads_the_stored_texts_and_the_ticket_text(
     roadmap = RoadmapService(settings, svc.records, svc.store, svc.embedder, match)
     try:
         roadmap.upsert(WS, [_item("EXP-1", "faster export"), _item("INV-1", "invoice fixes")])
-        keys, stale = _roadmap_keys(match, "export is slow")  # the first stage answers
-        assert keys[0] == "EXP-1" and stale
+        first_answer = match.match(WS, out.MatchIn(text="export is slow", k=5))
+        assert first_answer.roadmap[0].id == "EXP-1"  # the first stage answers
+        assert first_answer.partial and not first_answer.stale
         first = match.model(WS, "roadmap")[0]
         assert not first.complete and first.matcher and first.matcher.lexical is None
         lexical_stage.set()
         match.wait_for_fits()
-        keys, stale = _roadmap_keys(match, "export is slow")
-        assert keys[0] == "EXP-1" and not stale
+        full = match.match(WS, out.MatchIn(text="export is slow", k=5))
+        assert full.roadmap[0].id == "EXP-1" and not full.partial and not full.stale
         fitted = match.model(WS, "roadmap")[0].matcher
         assert fitted is not None and fitted.lexical is not None and fitted.pool_used == 4
         seen: list[Any] = []
