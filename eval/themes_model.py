@@ -9,9 +9,10 @@ read from a local directory (`--model-dir`; nothing is fetched). The clusterer a
 defaults are the same for both, and they were chosen on CLINC150 train with the product's vectors.
 
 A second table asks whether a rule that merges themes could fix an over-split count. After the
-default fit it compares each theme with its most similar other theme (by centroid cosine) and
+default fit it pairs each theme with its most similar other theme, by each of three similarities
+(centroid cosine, c-TF-IDF word vectors, the share of fuzzy-graph links between them), and
 reports two things. First, the share of such pairs whose majority gold intent is the same: those
-pairs are split intents. Second, how well centroid cosine tells those pairs from pairs of
+pairs are split intents. Second, how well the similarity tells those pairs from pairs of
 different intents (AUROC; 0.5 is chance). Only a high AUROC would let a merge threshold fix the
 count without merging distinct intents.
 
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.metrics import roc_auc_score
 
 from eval import labelled as L
@@ -37,6 +39,7 @@ from eval.hostinfo import cpu, describe
 from eval.themes_quality import RESULTS, Corpus, corpora, meets, quality
 
 MERGE_ON = ("banking77 all", "clinc150 train (tuning split)")
+SIGNALS = ("centroid cosine", "c-TF-IDF cosine", "graph link share")
 
 
 def other_vectors(c: Corpus, model_dir: Path, name: str, batch_size: int) -> np.ndarray:
@@ -54,27 +57,55 @@ def other_vectors(c: Corpus, model_dir: Path, name: str, batch_size: int) -> np.
 
 
 def merge_signal(c: Corpus) -> dict[str, Any]:
-    """Nearest-theme pairs after the default fit: how many are split intents, and how well
-    centroid cosine separates those from pairs of distinct intents."""
-    from feedback_ai.themes.cluster import GraphClusterer
+    """Nearest-theme pairs after the default fit, by three similarities a merge rule could use:
+    centroid cosine; the cosine of the themes' c-TF-IDF word vectors (BERTopic's
+    ClassTfidfTransformer over unigrams); and the share of the smaller theme's fuzzy-graph links
+    (at the fit's kNN size) that go to the other. For each: how many nearest pairs are one intent
+    split in two, and how well the similarity tells those from pairs of two intents (AUROC)."""
+    from feedback_ai.themes import cluster as C
 
-    model = GraphClusterer(random_state=0).fit(c.vectors)
+    model = C.GraphClusterer(random_state=0).fit(c.vectors)
     labels, centers = model.labels_, model.cluster_centers_
-    majority = np.array([np.bincount(c.labels[labels == t]).argmax() for t in range(len(centers))])
-    sims = centers @ centers.T
-    np.fill_diagonal(sims, -np.inf)
-    nearest = sims.argmax(axis=1)
-    split = majority == majority[nearest]
-    cosine = sims[np.arange(len(centers)), nearest]
-    auroc = float(roc_auc_score(split, cosine)) if 0 < split.sum() < len(split) else None
-    return {
-        "dataset": c.name,
-        "themes": len(centers),
-        "nearest_pairs_same_intent": round(float(split.mean()), 3),
-        "auroc_centroid_cosine": None if auroc is None else round(auroc, 3),
-        "median_cosine_same_intent": round(float(np.median(cosine[split])), 3),
-        "median_cosine_other_intent": round(float(np.median(cosine[~split])), 3),
-    }
+    k = len(centers)
+    majority = np.array([np.bincount(c.labels[labels == t]).argmax() for t in range(k)])
+    members = sp.csr_matrix(
+        (np.ones(len(labels)), (labels, np.arange(len(labels)))), (k, len(labels))
+    )
+    out: dict[str, Any] = {"dataset": c.name, "themes": k}
+    for name, sims in (
+        ("centroid cosine", centers @ centers.T),
+        ("c-TF-IDF cosine", _ctfidf_similarity(c.texts, members)),
+        ("graph link share", _link_share(C, c.vectors, members, model.n_neighbors_)),
+    ):
+        sims = np.array(sims, dtype=np.float64)
+        np.fill_diagonal(sims, -np.inf)
+        nearest = sims.argmax(axis=1)
+        split = majority == majority[nearest]
+        score = sims[np.arange(k), nearest]
+        auroc = float(roc_auc_score(split, score)) if 0 < split.sum() < k else None
+        out[name] = {
+            "nearest_pairs_same_intent": round(float(split.mean()), 3),
+            "auroc": None if auroc is None else round(auroc, 3),
+        }
+    return out
+
+
+def _ctfidf_similarity(texts: list[str], members: sp.csr_matrix) -> np.ndarray:
+    from bertopic.vectorizers import ClassTfidfTransformer
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.preprocessing import normalize
+
+    words = CountVectorizer(min_df=2).fit_transform(texts)
+    ctfidf = normalize(ClassTfidfTransformer().fit_transform(members @ words))
+    return np.asarray((ctfidf @ ctfidf.T).todense())
+
+
+def _link_share(C: Any, X: np.ndarray, members: sp.csr_matrix, k: int) -> np.ndarray:
+    graph = C.fuzzy_graph(*C.knn(C.normalise(X), k))
+    A = graph.get_adjacency_sparse(attribute="weight")
+    links = np.asarray((members @ (A + A.T) @ members.T).todense())
+    degree = links.sum(axis=1)
+    return links / np.minimum(degree[:, None], degree[None, :])  # type: ignore[no-any-return]
 
 
 def weights_sha256(model_dir: Path) -> str | None:
@@ -152,20 +183,18 @@ def render(res: dict[str, Any]) -> str:
             )
     lines += ["", "## Could merging nearest themes fix the count?", "", MERGE_NOTE, ""]
     lines += [
-        "| model | dataset | themes | nearest pairs of one intent | AUROC of centroid cosine "
-        "| median cosine, one intent / two |"
+        "| model | dataset | themes | similarity | nearest pairs of one intent | AUROC |",
+        "|---|---|---|---|---|---|",
     ]
-    lines += ["|---|---|---|---|---|---|"]
     for key in ("product", "other"):
         for m in res["merge_signal"][key]:
-            auroc = (
-                "-" if m["auroc_centroid_cosine"] is None else f"{m['auroc_centroid_cosine']:.3f}"
-            )
-            same, other = m["median_cosine_same_intent"], m["median_cosine_other_intent"]
-            lines.append(
-                f"| {names[key]} | {m['dataset']} | {m['themes']} | "
-                f"{m['nearest_pairs_same_intent']:.1%} | {auroc} | {same:.3f} / {other:.3f} |"
-            )
+            for signal in SIGNALS:
+                r = m[signal]
+                auroc = "-" if r["auroc"] is None else f"{r['auroc']:.3f}"
+                lines.append(
+                    f"| {names[key]} | {m['dataset']} | {m['themes']} | {signal} | "
+                    f"{r['nearest_pairs_same_intent']:.1%} | {auroc} |"
+                )
     load = ", ".join(f"{x:.1f}" for x in res["loadavg_start"])
     return "\n".join([*lines, "", f"Load average at start: {load} (2 cores, shared).", ""])
 
@@ -177,11 +206,13 @@ INTRO = (
     "default. Reproduce: `python -m eval.themes_model --model-dir PATH --name NAME`."
 )
 MERGE_NOTE = (
-    "After the default fit, each theme is paired with its most similar other theme (centroid "
-    "cosine). The third column is the share of those pairs whose majority gold intent is the same: "
-    "these are intents split in two. The AUROC says how well centroid cosine tells such pairs from "
-    "pairs of two intents (0.5 is chance). A merge threshold can only fix the count where it "
-    "is high."
+    "After the default fit, each theme is paired with its most similar other theme, by each of "
+    "three similarities: centroid cosine; the cosine of the themes' c-TF-IDF word vectors "
+    "(BERTopic's ClassTfidfTransformer, unigrams); and the share of the smaller theme's "
+    "fuzzy-graph links (at the fit's kNN size) that go to the other theme. 'Nearest pairs of one "
+    "intent' is the share of those pairs whose majority gold intent is the same, i.e. intents "
+    "split in two. The AUROC says how well the similarity tells such pairs from pairs of two "
+    "intents (0.5 is chance). A merge threshold can only fix the count where it is high."
 )
 
 

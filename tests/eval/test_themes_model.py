@@ -23,7 +23,23 @@ def test_an_intent_split_in_two_is_a_same_intent_pair() -> None:
     centres[1] = 0.8 * centres[0] + 0.6 * np.eye(8)[4]  # 0 and 1 are closer than any other pair
     X = blobs(centres, per=40, spread=0.02)
     gold = np.repeat([0, 0, 1, 2], 40)
-    out = merge_signal(Corpus("toy", ["t"] * len(X), gold, X.astype(np.float32), False))
+    out = merge_signal(
+        Corpus(
+            "toy",
+            [f"about topic{g} case{i % 3}" for i, g in enumerate(gold)],
+            gold,
+            X.astype(np.float32),
+            False,
+        )
+    )
     assert out["themes"] == 4
-    assert out["nearest_pairs_same_intent"] == 0.5  # 0 <-> 1 both ways; 2 and 3 pair with others
-    assert out["auroc_centroid_cosine"] == 1.0  # the split pair is the most similar one
+    centroid = out["centroid cosine"]
+    assert centroid["nearest_pairs_same_intent"] == 0.5  # 0 <-> 1 both ways; 2, 3 pair elsewhere
+    assert centroid["auroc"] == 1.0  # the split pair is the most similar one
+    assert set(out) == {
+        "dataset",
+        "themes",
+        "centroid cosine",
+        "c-TF-IDF cosine",
+        "graph link share",
+    }
