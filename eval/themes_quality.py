@@ -30,6 +30,7 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from eval import labelled as L
+from eval.hostinfo import cpu, describe
 from feedback_ai.themes.cluster import GraphClusterer, fit_sample_assign, identity_reducer
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -314,7 +315,7 @@ def variant(c: Corpus, name: str, make: Callable[[int], Any], extra: bool) -> di
 def run(with_variants: bool) -> dict[str, Any]:
     found = corpora()
     by_name = {c.name: c for c in found}
-    out: dict[str, Any] = {"targets": TARGETS, "loadavg_start": os.getloadavg()}
+    out: dict[str, Any] = {"targets": TARGETS, "host": cpu(), "loadavg_start": os.getloadavg()}
     out["quality"] = [quality(c) for c in found]
     print(out["quality"], flush=True)
     out["stability"] = [stability(by_name[n]) for n in STABILITY_ON]
@@ -322,6 +323,7 @@ def run(with_variants: bool) -> dict[str, Any]:
     if with_variants:
         tuning = by_name["clinc150 train (tuning split)"]
         out["variants"] = [variant(tuning, *v) for v in VARIANTS]
+        out["variants_host"] = out["host"]
         out["few_themes"] = few_themes(tuning)
     out["loadavg_end"] = os.getloadavg()
     return out
@@ -335,12 +337,16 @@ def merge(new: dict[str, Any]) -> dict[str, Any]:
 
 def render(res: dict[str, Any]) -> str:
     lines = ["# Theme clustering quality", "", MD_INTRO, "", "## Held-out figures", ""]
+    if "host" in res:
+        lines += [f"Host: {describe(res['host'])}.", ""]
     lines += [*quality_table(res["quality"]), "", "## Stability", "", STABILITY_NOTE, ""]
     lines += [f"- {s['dataset']}: ARI {s['ari']:.3f}" for s in res["stability"]]
     b = res["bertopic"]
     lines += ["", "## Through BERTopic", "", BERTOPIC_NOTE.format(**b)]
     if "variants" in res:
         lines += ["", "## Variants (CLINC150 train, the tuning split)", "", VARIANTS_NOTE, ""]
+        if res.get("variants_host") != res.get("host"):
+            lines += [VARIANTS_EARLIER, ""]
         lines += variants_table(res["variants"])
         lines += ["", "## Theme count against the number of themes (CLINC150 train subsets)", ""]
         lines += few_themes_table(res["few_themes"])
@@ -398,6 +404,10 @@ BERTOPIC_NOTE = (
     "`BERTopic(umap_model=identity_reducer(), hdbscan_model=GraphClusterer(random_state=0))"
     ".fit_transform(docs, embeddings)` on {dataset}: {topics} topics, ARI against the "
     "clusterer's own labels {ari_bertopic_vs_clusterer:.4f} (BERTopic renumbers topics)."
+)
+VARIANTS_EARLIER = (
+    "These tables come from an earlier `--variants` run, on another host: int8 vectors differ a "
+    "little between CPU kinds, so their figures differ a little from the held-out rows above."
 )
 VARIANTS_NOTE = (
     "Stability as above; the last column is the same method on a seeded 4,500-item subsample "
